@@ -1,0 +1,1 @@
+"""darts-nas: differentiable architecture search."""
