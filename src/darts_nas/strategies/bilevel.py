@@ -1,0 +1,152 @@
+"""Bilevel DARTS: the architecture gradient of DARTS Algorithm 1, first and second order (eq. 5-8).
+
+    first order:   g_alpha = dL_val(w, alpha)/dalpha                                                    (eq. 5, xi = 0)
+    second order:  w' = w - eta (momentum * buf + dL_train(w, alpha)/dw + weight_decay * w)           (virtual step)
+                   g_alpha = dL_val(w', alpha)/dalpha - eta * H v,   v = dL_val(w', alpha)/dw'          (eq. 7)
+                   H v = d^2 L_train(w, alpha)/(dalpha dw) v
+                     finite difference (eq. 8): r = r0 / ||v||, (dL_train(w + r v)/dalpha - dL_train(w - r v)/dalpha) / 2r
+                     exact: d/dalpha <dL_train(w, alpha)/dw, v>  (double backward)
+
+The virtual step is the step the weight optimizer (SGD with momentum and L2 weight decay) would take, without
+gradient clipping; the momentum term enters only once the optimizer has a buffer. Everything here works on any
+search model that follows the interface in :mod:`darts_nas.spaces` (the CNN space today, the recurrent one next),
+and nothing synchronizes with the host: the norm and the learning rate stay tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..errors import DartsNasError
+
+HVP_METHODS = ("finite-difference", "exact")
+
+
+def virtual_step(weights: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], eta, momentum: float = 0.0,
+                 weight_decay: float = 0.0, momentum_buffers: Sequence[torch.Tensor | None] | None = None):
+    """w' = w - eta (momentum * buf + g + weight_decay * w): one SGD step as torch.optim.SGD takes it
+    (dampening 0, no Nesterov), computed out of place."""
+    out = []
+    for i, (w, g) in enumerate(zip(weights, grads)):
+        d = g + weight_decay * w if weight_decay else g
+        buf = momentum_buffers[i] if momentum_buffers is not None else None
+        if momentum and buf is not None:
+            d = d + momentum * buf
+        out.append(w - eta * d)
+    return out
+
+
+def sgd_state(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor]):
+    """(momentum, weight_decay, momentum buffers) of an SGD optimizer for `params` (buffers None before the
+    first step)."""
+    if not isinstance(optimizer, torch.optim.SGD):
+        raise DartsNasError("second-order DARTS unrolls an SGD weight optimizer; got "
+                            f"{type(optimizer).__name__}")
+    group = optimizer.param_groups[0]
+    if group.get("nesterov") or group.get("dampening"):
+        raise DartsNasError("second-order DARTS models SGD without Nesterov and dampening")
+    buffers = [optimizer.state.get(p, {}).get("momentum_buffer") for p in params]
+    return group["momentum"], group["weight_decay"], buffers
+
+
+def _global_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+
+
+def hessian_vector_product(model, batch, v: Sequence[torch.Tensor], method: str = "finite-difference",
+                           r: float = 0.01, train_grads: Sequence[torch.Tensor] | None = None):
+    """(d^2 L(w, alpha) / dalpha dw) v, at the model's current weights w, for each alpha tensor.
+
+    ``method="exact"`` differentiates <dL/dw, v> once more (pass `train_grads` built with ``create_graph=True``
+    to reuse that graph); ``"finite-difference"`` is DARTS eq. 8 with r = r0 / ||v||.
+    """
+    alphas = model.arch_parameters()
+    if method == "exact":
+        if train_grads is None:
+            loss, _ = model.loss(batch)
+            train_grads = torch.autograd.grad(loss, model.weight_parameters(), create_graph=True)
+        return torch.autograd.grad(train_grads, alphas, grad_outputs=list(v))
+    if method != "finite-difference":
+        raise DartsNasError(f"unknown Hessian-vector product {method!r} (known: {', '.join(HVP_METHODS)})")
+    names, weights = zip(*model.named_weight_parameters().items())
+    eps = r / _global_norm(v)
+    grads = []
+    for sign in (1.0, -1.0):
+        shifted = {n: w.detach() + (sign * eps) * vi for n, w, vi in zip(names, weights, v)}
+        loss, _ = model.loss(batch, shifted)
+        grads.append(torch.autograd.grad(loss, alphas))
+    return [(gp - gm) / (2 * eps) for gp, gm in zip(*grads)]
+
+
+def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=0.0, momentum: float = 0.0,
+                          weight_decay: float = 0.0, momentum_buffers=None, hvp: str = "finite-difference",
+                          r: float = 0.01):
+    """The gradient of the validation loss with respect to each alpha tensor, by DARTS eq. 5-8 (see module doc).
+
+    `eta` is the weight learning rate of the current step (a float or a 0-dim tensor), `momentum`,
+    `weight_decay` and `momentum_buffers` those of the weight optimizer (see :func:`sgd_state`).
+    """
+    alphas = model.arch_parameters()
+    if order == 1:
+        loss, _ = model.loss(val_batch)
+        return list(torch.autograd.grad(loss, alphas))
+    if order != 2:
+        raise DartsNasError(f"order must be 1 or 2, got {order}")
+    if hvp not in HVP_METHODS:
+        raise DartsNasError(f"unknown Hessian-vector product {hvp!r} (known: {', '.join(HVP_METHODS)})")
+
+    names, weights = zip(*model.named_weight_parameters().items())
+    # Virtual step on the training loss; keep its graph when the exact product will differentiate it again.
+    train_loss, _ = model.loss(train_batch)
+    train_grads = torch.autograd.grad(train_loss, weights, create_graph=(hvp == "exact"))
+    unrolled = virtual_step([w.detach() for w in weights], [g.detach() for g in train_grads], eta, momentum,
+                            weight_decay, momentum_buffers)
+    unrolled = {n: w.requires_grad_() for n, w in zip(names, unrolled)}
+
+    # Validation loss at w'; its gradient splits into the direct alpha term and v = dL_val/dw'.
+    val_loss, _ = model.loss(val_batch, unrolled)
+    grads = torch.autograd.grad(val_loss, list(alphas) + list(unrolled.values()))
+    direct, v = grads[: len(alphas)], grads[len(alphas):]
+
+    hv = hessian_vector_product(model, train_batch, v, hvp, r, train_grads if hvp == "exact" else None)
+    return [d - eta * h for d, h in zip(direct, hv)]
+
+
+@dataclass
+class Bilevel:
+    """DARTS' alternating step (Algorithm 1): (1) alphas on a validation batch, then (2) weights on the training
+    batch, with the updated alphas."""
+
+    order: int = 1
+    hvp: str = "finite-difference"
+    r: float = 0.01
+
+    name = "bilevel"
+
+    def __post_init__(self):
+        if self.order not in (1, 2):
+            raise DartsNasError(f"order must be 1 or 2, got {self.order}")
+        if self.hvp not in HVP_METHODS:
+            raise DartsNasError(f"unknown --hvp {self.hvp!r} (known: {', '.join(HVP_METHODS)})")
+
+    def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None):
+        """One search step; returns (training loss, training logits), both detached, on the device."""
+        alphas = model.arch_parameters()
+        weights = model.weight_parameters()
+        momentum, weight_decay, buffers = sgd_state(w_optimizer, weights) if self.order == 2 else (0.0, 0.0, None)
+        grads = architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
+                                      weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r)
+        for a, g in zip(alphas, grads):
+            a.grad = g
+        a_optimizer.step()
+
+        loss, logits = model.loss(train_batch)
+        for w, g in zip(weights, torch.autograd.grad(loss, weights)):
+            w.grad = g
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
+        w_optimizer.step()
+        return loss.detach(), logits.detach()
