@@ -1,0 +1,141 @@
+"""Search settings: one flat dataclass of plain values, presets that fill it with a paper's values, and
+command-line flags generated from it so that every value can be overridden (`--batch-size 32`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from .errors import DartsNasError
+
+
+def _f(default, help: str, choices=None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class SearchConfig:
+    # data
+    dataset: str = _f("cifar10", "dataset", ("cifar10", "cifar100", "folder", "synthetic", "sample"))
+    data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder: root/<class>/<image>)")
+    download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
+    image_size: int = _f(32, "image side for folder datasets (images are resized)")
+    synthetic_size: int = _f(1024, "images in the synthetic dataset")
+    limit: int = _f(0, "use only the first N training images (0: all), for reduced runs")
+    train_portion: float = _f(0.5, "fraction of the training set that trains the weights; the rest trains the alphas")
+    # supernet
+    channels: int = _f(16, "initial channels C")
+    layers: int = _f(8, "cells in the supernet")
+    nodes: int = _f(4, "intermediate nodes per cell")
+    stem_multiplier: int = _f(3, "stem output channels = stem_multiplier * C")
+    channels_last: bool = _f(True, "NHWC layout for convs and pools (same function; faster on CPU)")
+    # weights
+    epochs: int = _f(50, "search epochs")
+    batch_size: int = _f(64, "batch size (weights and alphas)")
+    lr: float = _f(0.025, "weight learning rate at epoch 0 (cosine-annealed to --lr-min)")
+    lr_min: float = _f(0.001, "weight learning rate at the end")
+    momentum: float = _f(0.9, "SGD momentum")
+    weight_decay: float = _f(3e-4, "SGD weight decay")
+    grad_clip: float = _f(5.0, "gradient-norm clip of the weights (0: off)")
+    # alphas
+    arch_lr: float = _f(3e-4, "Adam learning rate of the alphas")
+    arch_beta1: float = _f(0.5, "Adam beta1 of the alphas")
+    arch_beta2: float = _f(0.999, "Adam beta2 of the alphas")
+    arch_weight_decay: float = _f(1e-3, "Adam (L2) weight decay of the alphas")
+    # strategy
+    order: int = _f(1, "1: first-order DARTS; 2: second order (virtual step + Hessian-vector product)", (1, 2))
+    hvp: str = _f("finite-difference", "Hessian-vector product of the second order", ("finite-difference", "exact"))
+    fd_r: float = _f(0.01, "finite-difference step r0 (r = r0 / ||v||)")
+    # augmentation
+    crop_padding: int = _f(4, "random-crop padding (0: no crop)")
+    flip: bool = _f(True, "random horizontal flips")
+    cutout: int = _f(0, "cutout square side (0: off; DARTS search uses none)")
+    # run
+    seed: int = _f(2, "random seed")
+    device: str = _f("auto", "cpu, cuda, cuda:N or auto")
+    out: str = _f("", "run directory (default runs/<preset>-<time>)")
+    log_every: int = _f(20, "steps between progress updates that read losses back from the device")
+    progress: bool = _f(True, "show a progress bar")
+
+    def validate(self) -> "SearchConfig":
+        problems = []
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                problems.append(f"--{_flag(f.name)} must be one of {', '.join(map(str, choices))}")
+        positive = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
+                    "synthetic_size", "log_every")
+        problems += [f"--{_flag(n)} must be positive" for n in positive if getattr(self, n) <= 0]
+        if not 0.0 < self.train_portion < 1.0:
+            problems.append("--train-portion must be between 0 and 1")
+        if self.layers < 3:
+            problems.append("--layers must be at least 3 (two of them are reduction cells)")
+        if self.lr <= 0 or self.arch_lr <= 0 or self.lr_min < 0:
+            problems.append("learning rates must be positive")
+        if self.limit < 0 or self.cutout < 0 or self.crop_padding < 0 or self.grad_clip < 0:
+            problems.append("--limit, --cutout, --crop-padding and --grad-clip cannot be negative")
+        if problems:
+            raise DartsNasError("; ".join(problems))
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SearchConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise DartsNasError(f"unknown settings in config: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+PRESETS: dict[str, dict] = {
+    # DARTS paper, CIFAR-10, first order (section 3.1.1 / darts-facts section 2).
+    "darts-cifar10": dict(dataset="cifar10", order=1),
+    # The same with the second-order hypergradient (xi = eta) and the paper's finite difference.
+    "darts-cifar10-2nd": dict(dataset="cifar10", order=2, hvp="finite-difference"),
+    # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
+    "demo": dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=6, order=1, out="runs/demo",
+                 log_every=4),
+}
+PRESET_NOTES = {
+    "darts-cifar10": "DARTS first order on CIFAR-10: 50 epochs, batch 64, C=16, 8 cells, 25k/25k split",
+    "darts-cifar10-2nd": "DARTS second order (finite-difference Hessian-vector product) on CIFAR-10",
+    "demo": "short CPU demo on the bundled 1,000-image CIFAR-10 sample (not the paper's search)",
+}
+
+
+def preset_config(name: str | None, **overrides) -> SearchConfig:
+    values = {}
+    if name is not None:
+        if name not in PRESETS:
+            raise DartsNasError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+        values.update(PRESETS[name])
+    values.update(overrides)
+    return SearchConfig.from_dict(values)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls=SearchConfig) -> None:
+    """One flag per setting; its default is None so that only what the user typed overrides the preset."""
+    group = parser.add_argument_group("settings (each overrides the preset)")
+    for f in fields(cls):
+        kind = {"int": int, "float": float, "str": str, "bool": bool}[f.type if isinstance(f.type, str) else f.type.__name__]
+        flag = f"--{_flag(f.name)}"
+        default = f.default
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"{f.metadata['help']} (default {default})")
+        else:
+            group.add_argument(flag, dest=f.name, type=kind, default=None, choices=f.metadata.get("choices"),
+                               metavar=f.name.upper() if not f.metadata.get("choices") else None,
+                               help=f"{f.metadata['help']} (default {default})")
+
+
+def overrides_from_args(args: argparse.Namespace, cls=SearchConfig) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}

@@ -1,0 +1,53 @@
+"""Console output: a progress bar on a terminal, readable epoch lines everywhere."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Progress:
+    """A one-line progress bar (stderr, terminals only): steps, rate, time left, and the latest figures the
+    caller hands over at its own synchronization points (the bar itself never reads from the device)."""
+
+    def __init__(self, total: int, desc: str, enabled: bool = True, stream=None, width: int = 24):
+        self.total, self.desc, self.width = total, desc, width
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+        self.n = 0
+        self.postfix = ""
+        self._last_draw = 0.0
+
+    def update(self, n: int = 1, postfix: str | None = None) -> None:
+        self.n += n
+        if postfix is not None:
+            self.postfix = postfix
+        now = time.perf_counter()
+        if self.enabled and (now - self._last_draw > 0.2 or self.n >= self.total):
+            self._last_draw = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = now - self.start
+        frac = self.n / self.total if self.total else 1.0
+        filled = int(self.width * frac)
+        bar = "#" * filled + "-" * (self.width - filled)
+        rate = self.n / elapsed if elapsed > 0 else 0.0
+        left = (self.total - self.n) / rate if rate > 0 else 0.0
+        line = (f"\r{self.desc} [{bar}] {self.n}/{self.total} {rate:.2f} step/s "
+                f"{format_duration(elapsed)}<{format_duration(left)} {self.postfix}")
+        self.stream.write(line[:160].ljust(100))
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 160 + "\r")
+            self.stream.flush()

@@ -1,0 +1,270 @@
+"""The search run loop: data on the device, one strategy step per batch pair, a checkpoint every epoch.
+
+Reproducibility: the model is initialised from `seed`, and every epoch's shuffling and augmentation come from
+generators seeded by (seed, epoch), so a run resumed from an epoch checkpoint replays exactly what an
+uninterrupted run would have done (on CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import SearchConfig
+from ..data import DeviceLoader, load_dataset, search_split
+from ..errors import DartsNasError
+from ..genotype import save_genotype
+from ..spaces import DartsCNNSearchModel
+from ..strategies import Bilevel
+from .checkpoint import CHECKPOINT, atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
+from .log import Progress, format_duration
+
+CHECKPOINT_KIND = "darts-nas/search"
+
+
+class NonFiniteLoss(DartsNasError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DartsNasError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DartsNasError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type not in ("cpu", "cuda"):
+        raise DartsNasError(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
+def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
+    """Learning rate of epoch `epoch` (0-based), computed explicitly: lr_min + (lr - lr_min)(1 + cos(pi e/E))/2."""
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + epoch * 7_919 + stream) % (2**63))
+    return g
+
+
+def build_search_model(config: SearchConfig, num_classes: int, in_channels: int) -> DartsCNNSearchModel:
+    model = DartsCNNSearchModel(C=config.channels, num_classes=num_classes, layers=config.layers, steps=config.nodes,
+                                multiplier=config.nodes, stem_multiplier=config.stem_multiplier,
+                                in_channels=in_channels)
+    return model.use_channels_last(config.channels_last)
+
+
+def build_optimizers(model, config: SearchConfig):
+    """Weights: SGD with momentum and L2 decay. Alphas: Adam with L2 decay, kept apart from the weights."""
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.lr, momentum=config.momentum,
+                            weight_decay=config.weight_decay)
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=config.arch_lr, betas=(config.arch_beta1, config.arch_beta2),
+                             weight_decay=config.arch_weight_decay)
+    return w_opt, a_opt
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    epochs_done: int
+    finished: bool
+    genotype: object
+    history: list
+
+
+class SearchRun:
+    """One search, from a fresh config or from a run directory's checkpoint."""
+
+    def __init__(self, config: SearchConfig, run_dir, echo=print):
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.echo = echo
+        self.device = resolve_device(config.device)
+
+        dataset = load_dataset(config.dataset, config.data, train=True, download=config.download,
+                               image_size=config.image_size, synthetic_size=config.synthetic_size, seed=config.seed)
+        for note in dataset.notes:
+            echo(f"note: {note}")
+        if config.limit:
+            dataset = dataset.subset(torch.arange(min(config.limit, len(dataset))))
+        self.dataset = dataset
+        train_idx, val_idx = search_split(len(dataset), config.train_portion)
+        loader_args = dict(batch_size=config.batch_size, device=self.device, augment=True,
+                           crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
+        self.train_loader = DeviceLoader(dataset, train_idx, **loader_args)
+        self.val_loader = DeviceLoader(dataset, val_idx, **loader_args)
+        self.steps = min(self.train_loader.steps_per_epoch(), self.val_loader.steps_per_epoch())
+        if self.steps == 0:
+            raise DartsNasError(f"{len(dataset)} images split {len(train_idx)}/{len(val_idx)} give no full batch of "
+                                f"{config.batch_size}; lower --batch-size or use more data")
+
+        torch.manual_seed(config.seed)
+        self.model = build_search_model(config, len(dataset.classes), dataset.images.shape[1]).to(self.device)
+        self.w_opt, self.a_opt = build_optimizers(self.model, config)
+        self.strategy = Bilevel(order=config.order, hvp=config.hvp, r=config.fd_r)
+        self.epoch = 0
+        self.history: list[dict] = []
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"kind": CHECKPOINT_KIND, "version": 1, "epoch": self.epoch, "config": self.config.to_dict(),
+                "model_hparams": self.model.hparams, "model": self.model.state_dict(),
+                "w_optimizer": self.w_opt.state_dict(), "a_optimizer": self.a_opt.state_dict(),
+                "history": self.history}
+
+    def load_state(self, state: dict) -> None:
+        if state.get("kind") != CHECKPOINT_KIND:
+            raise DartsNasError(f"not a search checkpoint (kind {state.get('kind')!r})")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.w_opt.load_state_dict(state["w_optimizer"])
+            self.a_opt.load_state_dict(state["a_optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise DartsNasError(f"checkpoint does not match this search model: {str(e).splitlines()[0]}") from None
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+
+    def save(self) -> None:
+        save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+        lines = "".join(_json_line(h) for h in self.history)
+        atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+
+    # -- the loop --------------------------------------------------------------------------------------------
+    def evaluate(self, loader: DeviceLoader):
+        """Loss and accuracy on `loader`'s images without augmentation (BN uses batch statistics, as in search)."""
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        with torch.no_grad():
+            for x, y in loader.eval_batches():
+                logits = self.model(x)
+                loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+                correct += (logits.argmax(1) == y).sum()
+        n = len(loader)
+        return loss_sum.item() / n, correct.item() / n
+
+    def train_epoch(self, epoch: int, lr: float) -> tuple[float, float]:
+        c = self.config
+        for group in self.w_opt.param_groups:
+            group["lr"] = lr
+        lr_t = lr  # a Python float: the virtual step uses the same lr as the weight optimizer
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        progress = Progress(self.steps, f"epoch {epoch + 1}/{c.epochs}", enabled=c.progress)
+        batches = zip(self.train_loader.epoch(epoch_generator(c.seed, epoch, 0, self.device)),
+                      self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device)))
+        try:
+            for step, (train_batch, val_batch) in enumerate(batches, 1):
+                loss, logits = self.strategy.step(self.model, train_batch, val_batch, self.w_opt, self.a_opt, lr_t,
+                                                  c.grad_clip)
+                loss_sum += loss
+                correct += (logits.argmax(1) == train_batch[1]).sum()
+                seen += train_batch[1].shape[0]
+                postfix = None
+                if step % c.log_every == 0 or step == self.steps:  # the only reads from the device
+                    mean_loss = loss_sum.item() / step
+                    self._check_finite(mean_loss, epoch, step)
+                    postfix = f"loss {mean_loss:.3f} acc {100 * correct.item() / seen:.1f}%"
+                progress.update(1, postfix)
+                if step == self.steps:
+                    break
+        finally:
+            progress.close()
+        return loss_sum.item() / self.steps, correct.item() / seen
+
+    def _check_finite(self, value: float, epoch: int, step: int) -> None:
+        if not math.isfinite(value):
+            where = (f"the last good checkpoint (epoch {self.epoch}) is {self.run_dir / CHECKPOINT}"
+                     if self.epoch else "no epoch had finished, so there is no checkpoint")
+            raise NonFiniteLoss(f"the training loss became {value} in epoch {epoch + 1} (by step {step}); the search "
+                                f"stopped and {where}. Lower --lr or --arch-lr, or check the data.")
+
+    def run(self, stop_after: int | None = None) -> SearchResult:
+        c = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", c.to_dict())
+        n_w, n_a = (sum(p.numel() for p in ps) for ps in (self.model.weight_parameters(),
+                                                           self.model.arch_parameters()))
+        self.echo(f"search: {c.dataset} ({len(self.dataset)} images, {len(self.train_loader)} for weights / "
+                  f"{len(self.val_loader)} for alphas), {self.device}, order {c.order}"
+                  f"{' (' + c.hvp + ')' if c.order == 2 else ''}, {self.steps} steps/epoch, "
+                  f"{n_w / 1e6:.2f}M weights, {n_a} alphas -> {self.run_dir}")
+        done_now = 0
+        while self.epoch < c.epochs:
+            if stop_after is not None and done_now >= stop_after:
+                break
+            epoch = self.epoch
+            lr = cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
+            t0 = time.perf_counter()
+            train_loss, train_acc = self.train_epoch(epoch, lr)
+            self._check_finite(train_loss, epoch, self.steps)
+            val_loss, val_acc = self.evaluate(self.val_loader)
+            if not all(torch.isfinite(a).all() for a in self.model.arch_parameters()):
+                self._check_finite(float("nan"), epoch, self.steps)
+            genotype = self.model.genotype()
+            record = {
+                "epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                "val_loss": val_loss, "val_acc": val_acc, "seconds": round(time.perf_counter() - t0, 3),
+                "genotype": genotype.to_text(),
+                "alphas": {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()},
+                "op_weights": {k: w.detach().cpu().tolist() for k, w in self.model.op_weights().items()},
+            }
+            self.history.append(record)
+            self.epoch = epoch + 1
+            self.save()
+            done_now += 1
+            self.echo(f"epoch {epoch + 1:3d}/{c.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc "
+                      f"{100 * train_acc:5.2f}%  val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
+                      f"{format_duration(record['seconds'])}")
+            self.echo(f"  genotype: {genotype.to_text()}")
+        finished = self.epoch >= c.epochs
+        genotype = self.model.genotype()
+        if finished:
+            self.write_final(genotype)
+        return SearchResult(self.run_dir, self.epoch, finished, genotype, self.history)
+
+    def write_final(self, genotype) -> None:
+        alphas = {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()}
+        weights = {k: w.detach().cpu().tolist() for k, w in self.model.op_weights().items()}
+        atomic_write_json(self.run_dir / "alphas.json", {"primitives": list(self.model.primitives), "alphas": alphas,
+                                                         "op_weights": weights})
+        save_genotype(genotype, self.run_dir)
+
+
+def _json_line(record: dict) -> str:
+    import json
+
+    return json.dumps(record) + "\n"
+
+
+def start_search(config: SearchConfig, run_dir, echo=print) -> SearchRun:
+    run_dir = Path(run_dir)
+    if (run_dir / CHECKPOINT).exists():
+        raise DartsNasError(f"{run_dir} already holds a search; continue it with --resume {run_dir} or choose "
+                            f"another --out")
+    return SearchRun(config, run_dir, echo)
+
+
+def resume_search(run_dir, echo=print, device: str | None = None) -> SearchRun:
+    """Rebuild a search from its run directory and continue from its last epoch checkpoint."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DartsNasError(f"--resume {run_dir}: no such run directory")
+    state = load_checkpoint(run_dir)
+    if state.get("kind") != CHECKPOINT_KIND:
+        raise DartsNasError(f"{run_dir} holds a {state.get('kind')!r} checkpoint, not a search")
+    config = SearchConfig.from_dict(state["config"])
+    if device is not None:
+        config.device = device
+    run = SearchRun(config, run_dir, echo)
+    run.load_state(state)
+    return run
