@@ -22,7 +22,7 @@ from .errors import DartsNasError
 
 
 def _cmd_search(args) -> int:
-    from .config import SearchConfig, add_config_arguments, overrides_from_args, preset_config  # noqa: F401
+    from .config import PRESET_NOTES, overrides_from_args, preset_config
     from .run.search import resume_search, start_search
 
     overrides = overrides_from_args(args)
@@ -41,7 +41,7 @@ def _cmd_search(args) -> int:
         if not config.out:
             config.out = f"runs/{args.preset or 'search'}-{time.strftime('%Y%m%d-%H%M%S')}"
         if args.preset:
-            print(f"preset {args.preset}")
+            print(f"preset {args.preset}: {PRESET_NOTES[args.preset]}")
         run = start_search(config, config.out)
     try:
         result = run.run(stop_after=args.stop_after)

@@ -97,7 +97,7 @@ PRESETS: dict[str, dict] = {
     # The same with the second-order hypergradient (xi = eta) and the paper's finite difference.
     "darts-cifar10-2nd": dict(dataset="cifar10", order=2, hvp="finite-difference"),
     # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
-    "demo": dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=6, order=1, out="runs/demo",
+    "demo": dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=4, order=1, out="runs/demo",
                  log_every=4),
 }
 PRESET_NOTES = {
