@@ -212,3 +212,36 @@ def test_bench_search_smoke(capsys):
                  "--warmup", "0", "--order", "1", "2"]) == 0
     out = capsys.readouterr().out
     assert "s/step" in out and "second (finite-difference)" in out
+
+
+def test_cli_search_on_an_image_folder(tmp_path, capsys):
+    """A user's own data: root/<class>/<image>, images of any size, resized on load."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for c, name in enumerate(("cats", "dogs")):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(16):
+            pixels = (torch.rand(20, 24, 3, generator=g) * 80 + 120 * c).to(torch.uint8).numpy()
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
+    out = tmp_path / "run"
+    assert main(["search", "--dataset", "folder", "--data", str(tmp_path / "data"), "--image-size", "16",
+                 "--channels", "4", "--layers", "3", "--nodes", "2", "--batch-size", "8", "--epochs", "1",
+                 "--no-progress", "--out", str(out)]) == 0
+    assert "32 images, 16 for weights / 16 for alphas" in capsys.readouterr().out
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["model_hparams"]["num_classes"] == 2
+    assert load_genotype(str(out)).normal_concat == (2, 3)
+
+
+def test_folder_split_keeps_every_class_on_both_sides(tmp_path):
+    from PIL import Image
+
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        for i in range(8):
+            Image.new("RGB", (8, 8), (i * 30, 0, 0)).save(tmp_path / name / f"{i}.png")
+    run = start_search(tiny(dataset="folder", data=str(tmp_path), image_size=8, batch_size=4), tmp_path / "r",
+                       echo=quiet)
+    for loader in (run.train_loader, run.val_loader):
+        assert set(loader.labels.tolist()) == {0, 1, 2}

@@ -12,7 +12,6 @@ import ast
 import json
 import numbers
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from .errors import DartsNasError
+from .fileio import atomic_write_text
 
 __all__ = [
     "PRIMITIVES", "CNN_OPS", "Genotype", "parse_genotype", "literal_fields", "derive_cell", "derive_genotype",
@@ -552,23 +552,6 @@ def load_genotype(spec: str) -> Genotype:
                         f"not an existing file or directory, and not Genotype(...) text")
 
 
-def _atomic_write(path: Path, content: str) -> None:
-    """Write via a temp file in the same directory + os.replace, so a crash never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def save_genotype(genotype: Genotype, directory) -> None:
     """Write ``genotype.json`` (for machines) and ``genotype.txt`` (paper format, for people) into ``directory``."""
     if not isinstance(genotype, Genotype):
@@ -576,7 +559,7 @@ def save_genotype(genotype: Genotype, directory) -> None:
     d = Path(directory)
     try:
         d.mkdir(parents=True, exist_ok=True)
-        _atomic_write(d / "genotype.json", json.dumps(genotype.to_dict(), indent=2) + "\n")
-        _atomic_write(d / "genotype.txt", genotype.to_text() + "\n")
+        atomic_write_text(d / "genotype.json", json.dumps(genotype.to_dict(), indent=2) + "\n")
+        atomic_write_text(d / "genotype.txt", genotype.to_text() + "\n")
     except OSError as e:
         raise DartsNasError(f"{d}: cannot write genotype ({e})") from None

@@ -3,44 +3,18 @@ file. Checkpoints hold only tensors and plain values so they load with ``weights
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import DartsNasError
+from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 CHECKPOINT = "checkpoint.pt"
 
 
-def _atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path, text: str) -> None:
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
-
-
-def atomic_write_json(path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
 def save_checkpoint(path, state: dict) -> None:
-    _atomic_write(Path(path), lambda f: torch.save(state, f))
+    atomic_write_bytes(path, lambda f: torch.save(state, f))
 
 
 def resolve_checkpoint(path) -> Path:

@@ -93,6 +93,9 @@ class SearchRun:
                                image_size=config.image_size, synthetic_size=config.synthetic_size, seed=config.seed)
         for note in dataset.notes:
             echo(f"note: {note}")
+        if config.dataset == "folder":
+            # Folders load sorted by class: shuffle once (seeded) so the in-order split and --limit keep every class.
+            dataset = dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed)))
         if config.limit:
             dataset = dataset.subset(torch.arange(min(config.limit, len(dataset))))
         self.dataset = dataset
