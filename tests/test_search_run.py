@@ -140,11 +140,17 @@ def test_cli_search_derive_and_resume(tmp_path, capsys):
     assert main(["search", "--resume", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "resuming" in printed and "derived cell" in printed
+    assert "normal op weights, mean over edges: none 0.1" in printed
     assert main(["derive", str(out)]) == 0
     derived = capsys.readouterr().out.strip().splitlines()[-1]
     assert Genotype.from_text(derived) == load_genotype(str(out))
     assert main(["derive", str(out / "checkpoint.pt"), "--json"]) == 0
     assert Genotype.from_dict(json.loads(capsys.readouterr().out)) == load_genotype(str(out))
+    assert main(["derive", str(out), "--alphas"]) == 0
+    table = capsys.readouterr().out
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    first_row = [float(v) for v in table.split("normal cell, softmax(alpha):")[1].splitlines()[2].split()[1:]]
+    assert first_row == pytest.approx(torch.softmax(state["model"]["alphas.normal"][0], -1).tolist(), abs=1e-4)
 
 
 def test_cli_genotypes(capsys):

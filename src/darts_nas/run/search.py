@@ -7,6 +7,7 @@ uninterrupted run would have done (on CPU, bit for bit).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -137,7 +138,7 @@ class SearchRun:
 
     def save(self) -> None:
         save_checkpoint(self.run_dir / CHECKPOINT, self.state())
-        lines = "".join(_json_line(h) for h in self.history)
+        lines = "".join(json.dumps(h) + "\n" for h in self.history)
         atomic_write_text(self.run_dir / "metrics.jsonl", lines)
 
     # -- the loop --------------------------------------------------------------------------------------------
@@ -157,7 +158,6 @@ class SearchRun:
         c = self.config
         for group in self.w_opt.param_groups:
             group["lr"] = lr
-        lr_t = lr  # a Python float: the virtual step uses the same lr as the weight optimizer
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -167,7 +167,7 @@ class SearchRun:
                       self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device)))
         try:
             for step, (train_batch, val_batch) in enumerate(batches, 1):
-                loss, logits = self.strategy.step(self.model, train_batch, val_batch, self.w_opt, self.a_opt, lr_t,
+                loss, logits = self.strategy.step(self.model, train_batch, val_batch, self.w_opt, self.a_opt, lr,
                                                   c.grad_clip)
                 loss_sum += loss
                 correct += (logits.argmax(1) == train_batch[1]).sum()
@@ -229,6 +229,8 @@ class SearchRun:
                       f"{100 * train_acc:5.2f}%  val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
                       f"{format_duration(record['seconds'])}")
             self.echo(f"  genotype: {genotype.to_text()}")
+            for cell, w in self.model.op_weights().items():
+                self.echo(f"  {cell:<6} op weights, mean over edges: {format_op_weights(self.model.primitives, w)}")
         finished = self.epoch >= c.epochs
         genotype = self.model.genotype()
         if finished:
@@ -243,10 +245,14 @@ class SearchRun:
         save_genotype(genotype, self.run_dir)
 
 
-def _json_line(record: dict) -> str:
-    import json
+SHORT_NAMES = {"none": "none", "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip",
+               "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5"}
 
-    return json.dumps(record) + "\n"
+
+def format_op_weights(primitives, weights: torch.Tensor) -> str:
+    """One readable line: each op's softmax weight averaged over the edges (a drift to skip/pool shows here)."""
+    mean = weights.detach().mean(0).cpu().tolist()
+    return "  ".join(f"{SHORT_NAMES.get(p, p)} {m:.3f}" for p, m in zip(primitives, mean))
 
 
 def start_search(config: SearchConfig, run_dir, echo=print) -> SearchRun:
