@@ -11,7 +11,6 @@ import torch
 
 from darts_nas.cli import main
 from darts_nas.config import SearchConfig, preset_config
-from darts_nas.errors import DartsNasError
 from darts_nas.genotype import Genotype, derive_genotype, load_genotype
 from darts_nas.run.search import NonFiniteLoss, SearchRun, cosine_lr, resume_search, start_search
 
@@ -251,3 +250,13 @@ def test_folder_split_keeps_every_class_on_both_sides(tmp_path):
                        echo=quiet)
     for loader in (run.train_loader, run.val_loader):
         assert set(loader.labels.tolist()) == {0, 1, 2}
+
+
+def test_checkpoint_of_another_kind_is_refused(tmp_path, capsys):
+    from darts_nas.run.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "checkpoint.pt", {"kind": "darts-nas/train", "epoch": 3})
+    assert main(["derive", str(tmp_path)]) == 2
+    assert "not a 'darts-nas/search'" in capsys.readouterr().err
+    assert main(["search", "--resume", str(tmp_path)]) == 2
+    assert "not a 'darts-nas/search'" in capsys.readouterr().err

@@ -54,17 +54,13 @@ def measure_search_step(device: str, batch_size: int, channels: int, layers: int
                 torch.randint(0, 10, (batch_size,), device=dev, generator=g)) for _ in range(2)]
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    t_first = time.perf_counter()
-    times = []
-    for i in range(warmup + steps):
+    all_times = []
+    for _ in range(warmup + steps):
         t0 = time.perf_counter()
         strategy.step(model, batches[0], batches[1], w_opt, a_opt, config.lr, config.grad_clip)
         _sync(dev)
-        dt = time.perf_counter() - t0
-        if i == 0:
-            first = time.perf_counter() - t_first
-        if i >= warmup:
-            times.append(dt)
+        all_times.append(time.perf_counter() - t0)
+    first, times = all_times[0], all_times[warmup:]
     median = statistics.median(times)
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated(dev)

@@ -27,14 +27,9 @@ def _cmd_search(args) -> int:
 
     overrides = overrides_from_args(args)
     if args.resume:
-        extra = sorted(set(overrides) - {"device", "progress"})
-        if args.preset or extra:
-            what = ", ".join(["--preset"] * bool(args.preset) + [f"--{k.replace('_', '-')}" for k in extra])
-            raise DartsNasError(f"--resume continues a run with its recorded settings; drop {what} "
-                                "(only --device and --progress may change)")
-        run = resume_search(args.resume, device=overrides.get("device"))
-        if "progress" in overrides:
-            run.config.progress = overrides["progress"]
+        if args.preset:
+            raise DartsNasError("--resume continues a run with its recorded settings; drop --preset")
+        run = resume_search(args.resume, **overrides)
         print(f"resuming {run.run_dir} after epoch {run.epoch}/{run.config.epochs}")
     else:
         config = preset_config(args.preset, **overrides)
@@ -59,43 +54,20 @@ def _cmd_search(args) -> int:
     return 0
 
 
-def _format_weights(primitives, weights, steps: int) -> str:
-    """A readable table of op weights: one row per edge (node <- input state)."""
-    cols = [p for p in primitives]
-    lines = ["edge      " + " ".join(f"{c[:12]:>12}" for c in cols)]
-    e = 0
-    for i in range(steps):
-        for j in range(2 + i):
-            lines.append(f"{i + 2}<-{j:<6}" + " ".join(f"{w:>12.4f}" for w in weights[e]))
-            e += 1
-    return "\n".join(lines)
-
-
 def _cmd_derive(args) -> int:
-    import torch
+    from .run.log import format_weight_table
+    from .run.search import search_model_from_checkpoint
 
-    from .genotype import derive_genotype
-    from .run.checkpoint import load_checkpoint
-    from .run.search import CHECKPOINT_KIND
-
-    state = load_checkpoint(args.run)
-    if state.get("kind") != CHECKPOINT_KIND:
-        raise DartsNasError(f"{args.run} holds a {state.get('kind')!r} checkpoint; derive needs a search run")
-    hp = state["model_hparams"]
-    try:
-        alphas = {k: state["model"][f"alphas.{k}"].double() for k in ("normal", "reduce")}
-    except KeyError as e:
-        raise DartsNasError(f"{args.run}: the checkpoint has no alphas ({e})") from None
-    weights = {k: torch.softmax(a, -1) for k, a in alphas.items()}
-    genotype = derive_genotype(weights["normal"], weights["reduce"], tuple(hp["primitives"]), hp["steps"])
+    model, state = search_model_from_checkpoint(args.run)
+    genotype = model.genotype()
     if args.json:
         print(json.dumps(genotype.to_dict()))
     else:
         print(f"# epoch {state['epoch']}/{state['config']['epochs']} of {args.run}")
         print(genotype.to_text())
     if args.alphas:
-        for k in ("normal", "reduce"):
-            print(f"\n{k} cell, softmax(alpha):\n{_format_weights(hp['primitives'], weights[k].tolist(), hp['steps'])}")
+        for cell, weights in model.derivation_weights().items():
+            print(f"\n{cell} cell, softmax(alpha):\n{format_weight_table(model.primitives, weights, model.steps)}")
     return 0
 
 
@@ -126,8 +98,6 @@ def _cmd_presets(args) -> int:
 def _cmd_bench(args) -> int:
     from .bench import bench_search, format_table, machine_description
 
-    if args.what != "search":
-        raise DartsNasError(f"unknown benchmark {args.what!r} (known: search)")
     results = bench_search(device=args.device, batch_size=args.batch_size, channels=args.channels,
                            layers=args.layers, orders=args.order, hvps=args.hvp, steps=args.steps,
                            warmup=args.warmup, channels_last=args.channels_last)

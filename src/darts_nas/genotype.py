@@ -399,14 +399,13 @@ def derive_cell(weights, primitives: Sequence[str] = PRIMITIVES, steps: int = 4,
 def derive_genotype(weights_normal, weights_reduce, primitives: Sequence[str] = PRIMITIVES,
                     steps: int = 4) -> Genotype:
     """Both cells derived with :func:`derive_cell` (keep 2), concatenating every intermediate node as DARTS does."""
-    try:
-        normal = derive_cell(weights_normal, primitives, steps, 2)
-    except DartsNasError as e:
-        raise DartsNasError(f"normal cell: {e}") from None
-    try:
-        reduce = derive_cell(weights_reduce, primitives, steps, 2)
-    except DartsNasError as e:
-        raise DartsNasError(f"reduce cell: {e}") from None
+    cells = {}
+    for name, weights in (("normal", weights_normal), ("reduce", weights_reduce)):
+        try:
+            cells[name] = derive_cell(weights, primitives, steps, 2)
+        except DartsNasError as e:
+            raise DartsNasError(f"{name} cell: {e}") from None
+    normal, reduce = cells["normal"], cells["reduce"]
     concat = range(2, 2 + int(steps))
     return Genotype(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=concat)
 

@@ -161,6 +161,3 @@ def make_op(name: str, C: int, stride: int, search: bool) -> nn.Module:
         return Conv7x1_1x7(C, C, stride, affine, track)
     raise KeyError(f"unknown op {name!r}")
 
-
-OP_NAMES = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
-            "sep_conv_7x7", "dil_conv_3x3", "dil_conv_5x5", "conv_7x1_1x7")

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DartsNasError
-from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
+from ..fileio import atomic_write_bytes
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -27,7 +27,8 @@ def resolve_checkpoint(path) -> Path:
     return p
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
+def load_checkpoint(path, kind: str | None = None, map_location="cpu") -> dict:
+    """Load a darts-nas checkpoint (a file or a run directory's); with `kind`, refuse any other kind."""
     p = resolve_checkpoint(path)
     try:
         state = torch.load(p, map_location=map_location, weights_only=True)
@@ -35,4 +36,6 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise DartsNasError(f"cannot read checkpoint {p}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(state, dict) or "kind" not in state:
         raise DartsNasError(f"{p} is not a darts-nas checkpoint")
+    if kind is not None and state["kind"] != kind:
+        raise DartsNasError(f"{p} holds a {state['kind']!r} checkpoint, not a {kind!r} one")
     return state

@@ -13,6 +13,28 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
+SHORT_NAMES = {"none": "none", "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip",
+               "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5"}
+
+
+def format_op_weights(primitives, weights) -> str:
+    """One line: each op's weight averaged over the edges (a drift to skip or pooling shows here)."""
+    mean = weights.detach().mean(0).cpu().tolist()
+    return "  ".join(f"{SHORT_NAMES.get(p, p)} {m:.3f}" for p, m in zip(primitives, mean))
+
+
+def format_weight_table(primitives, weights, steps: int) -> str:
+    """One row per edge (node <- input state), one column per op."""
+    rows = weights.detach().cpu().tolist()
+    lines = ["edge      " + " ".join(f"{p[:12]:>12}" for p in primitives)]
+    e = 0
+    for i in range(steps):
+        for j in range(2 + i):
+            lines.append(f"{i + 2}<-{j:<6}" + " ".join(f"{w:>12.4f}" for w in rows[e]))
+            e += 1
+    return "\n".join(lines)
+
+
 class Progress:
     """A one-line progress bar (stderr, terminals only): steps, rate, time left, and the latest figures the
     caller hands over at its own synchronization points (the bar itself never reads from the device)."""

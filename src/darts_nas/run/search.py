@@ -18,13 +18,16 @@ import torch
 from ..config import SearchConfig
 from ..data import DeviceLoader, load_dataset, search_split
 from ..errors import DartsNasError
+from ..fileio import atomic_write_json, atomic_write_text
 from ..genotype import save_genotype
 from ..spaces import DartsCNNSearchModel
 from ..strategies import Bilevel
-from .checkpoint import CHECKPOINT, atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint
-from .log import Progress, format_duration
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .log import Progress, format_duration, format_op_weights
 
 CHECKPOINT_KIND = "darts-nas/search"
+# What a resumed run may change: where it runs and how it shows progress, never what it computes.
+RESUMABLE_CHANGES = ("device", "progress")
 
 
 class NonFiniteLoss(DartsNasError):
@@ -61,6 +64,18 @@ def build_search_model(config: SearchConfig, num_classes: int, in_channels: int)
                                 multiplier=config.nodes, stem_multiplier=config.stem_multiplier,
                                 in_channels=in_channels)
     return model.use_channels_last(config.channels_last)
+
+
+def search_model_from_checkpoint(path) -> tuple[DartsCNNSearchModel, dict]:
+    """The search model of a search checkpoint (on the CPU), and the checkpoint itself."""
+    state = load_checkpoint(path, kind=CHECKPOINT_KIND)
+    try:
+        model = DartsCNNSearchModel(**state["model_hparams"])
+        model.load_state_dict(state["model"])
+    except (RuntimeError, TypeError, KeyError) as e:
+        raise DartsNasError(f"{path}: the checkpoint does not hold a usable search model: "
+                            f"{str(e).splitlines()[0]}") from None
+    return model, state
 
 
 def build_optimizers(model, config: SearchConfig):
@@ -125,8 +140,6 @@ class SearchRun:
                 "history": self.history}
 
     def load_state(self, state: dict) -> None:
-        if state.get("kind") != CHECKPOINT_KIND:
-            raise DartsNasError(f"not a search checkpoint (kind {state.get('kind')!r})")
         try:
             self.model.load_state_dict(state["model"])
             self.w_opt.load_state_dict(state["w_optimizer"])
@@ -186,10 +199,18 @@ class SearchRun:
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         if not math.isfinite(value):
-            where = (f"the last good checkpoint (epoch {self.epoch}) is {self.run_dir / CHECKPOINT}"
-                     if self.epoch else "no epoch had finished, so there is no checkpoint")
             raise NonFiniteLoss(f"the training loss became {value} in epoch {epoch + 1} (by step {step}); the search "
-                                f"stopped and {where}. Lower --lr or --arch-lr, or check the data.")
+                                f"stopped and {self._last_checkpoint()}. Lower --lr or --arch-lr, or check the data.")
+
+    def _last_checkpoint(self) -> str:
+        if self.epoch:
+            return f"the last good checkpoint (epoch {self.epoch}) is {self.run_dir / CHECKPOINT}"
+        return "no epoch had finished, so there is no checkpoint"
+
+    def alpha_lists(self) -> dict:
+        """Raw alphas and relaxed op weights as nested lists, for the JSON logs."""
+        return {"alphas": {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()},
+                "op_weights": {k: w.detach().cpu().tolist() for k, w in self.model.op_weights().items()}}
 
     def run(self, stop_after: int | None = None) -> SearchResult:
         c = self.config
@@ -212,14 +233,13 @@ class SearchRun:
             self._check_finite(train_loss, epoch, self.steps)
             val_loss, val_acc = self.evaluate(self.val_loader)
             if not all(torch.isfinite(a).all() for a in self.model.arch_parameters()):
-                self._check_finite(float("nan"), epoch, self.steps)
+                raise NonFiniteLoss(f"the alphas became NaN or infinite in epoch {epoch + 1}; the search stopped and "
+                                    f"{self._last_checkpoint()}. Lower --arch-lr.")
             genotype = self.model.genotype()
             record = {
                 "epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                 "val_loss": val_loss, "val_acc": val_acc, "seconds": round(time.perf_counter() - t0, 3),
-                "genotype": genotype.to_text(),
-                "alphas": {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()},
-                "op_weights": {k: w.detach().cpu().tolist() for k, w in self.model.op_weights().items()},
+                "genotype": genotype.to_text(), **self.alpha_lists(),
             }
             self.history.append(record)
             self.epoch = epoch + 1
@@ -238,21 +258,9 @@ class SearchRun:
         return SearchResult(self.run_dir, self.epoch, finished, genotype, self.history)
 
     def write_final(self, genotype) -> None:
-        alphas = {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()}
-        weights = {k: w.detach().cpu().tolist() for k, w in self.model.op_weights().items()}
-        atomic_write_json(self.run_dir / "alphas.json", {"primitives": list(self.model.primitives), "alphas": alphas,
-                                                         "op_weights": weights})
+        atomic_write_json(self.run_dir / "alphas.json", {"primitives": list(self.model.primitives),
+                                                         **self.alpha_lists()})
         save_genotype(genotype, self.run_dir)
-
-
-SHORT_NAMES = {"none": "none", "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip",
-               "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5"}
-
-
-def format_op_weights(primitives, weights: torch.Tensor) -> str:
-    """One readable line: each op's softmax weight averaged over the edges (a drift to skip/pool shows here)."""
-    mean = weights.detach().mean(0).cpu().tolist()
-    return "  ".join(f"{SHORT_NAMES.get(p, p)} {m:.3f}" for p, m in zip(primitives, mean))
 
 
 def start_search(config: SearchConfig, run_dir, echo=print) -> SearchRun:
@@ -263,17 +271,19 @@ def start_search(config: SearchConfig, run_dir, echo=print) -> SearchRun:
     return SearchRun(config, run_dir, echo)
 
 
-def resume_search(run_dir, echo=print, device: str | None = None) -> SearchRun:
-    """Rebuild a search from its run directory and continue from its last epoch checkpoint."""
+def resume_search(run_dir, echo=print, **changes) -> SearchRun:
+    """Rebuild a search from its run directory and continue from its last epoch checkpoint. `changes` may set only
+    RESUMABLE_CHANGES: anything else would make the continued run differ from the one recorded."""
     run_dir = Path(run_dir)
+    refused = sorted(set(changes) - set(RESUMABLE_CHANGES))
+    if refused:
+        raise DartsNasError(f"--resume continues a run with its recorded settings; drop "
+                            f"{', '.join('--' + k.replace('_', '-') for k in refused)} (only "
+                            f"{', '.join('--' + k for k in RESUMABLE_CHANGES)} may change)")
     if not run_dir.is_dir():
         raise DartsNasError(f"--resume {run_dir}: no such run directory")
-    state = load_checkpoint(run_dir)
-    if state.get("kind") != CHECKPOINT_KIND:
-        raise DartsNasError(f"{run_dir} holds a {state.get('kind')!r} checkpoint, not a search")
-    config = SearchConfig.from_dict(state["config"])
-    if device is not None:
-        config.device = device
+    state = load_checkpoint(run_dir, kind=CHECKPOINT_KIND)
+    config = SearchConfig.from_dict({**state["config"], **changes})
     run = SearchRun(config, run_dir, echo)
     run.load_state(state)
     return run

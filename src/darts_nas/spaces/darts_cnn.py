@@ -172,8 +172,12 @@ class DartsCNNSearchModel(nn.Module):
 
     # -- the discrete architecture ----------------------------------------------------------------------------
     @torch.no_grad()
+    def derivation_weights(self) -> dict[str, torch.Tensor]:
+        """softmax(alpha) over all ops, including `none` (darts-facts section 1), whatever the search-time
+        relaxation: what the derivation ranks."""
+        return {name: torch.softmax(alpha, -1) for name, alpha in self.alphas.items()}
+
     def genotype(self) -> Genotype:
-        """The derived cell: edges ranked on softmax(alpha) over all ops (darts-facts section 1), whatever the
-        search-time relaxation."""
-        return derive_genotype(torch.softmax(self.alphas["normal"], -1), torch.softmax(self.alphas["reduce"], -1),
-                               self.primitives, self.steps)
+        """The derived cell (DARTS rule, see :func:`darts_nas.genotype.derive_cell`)."""
+        w = self.derivation_weights()
+        return derive_genotype(w["normal"], w["reduce"], self.primitives, self.steps)

@@ -52,6 +52,14 @@ def sgd_state(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor]):
     return group["momentum"], group["weight_decay"], buffers
 
 
+def check_settings(order: int = 2, hvp: str = "finite-difference") -> None:
+    """The one check of a bilevel configuration, shared by the functions and the strategy."""
+    if order not in (1, 2):
+        raise DartsNasError(f"order must be 1 or 2, got {order}")
+    if hvp not in HVP_METHODS:
+        raise DartsNasError(f"unknown hvp method {hvp!r} (known: {', '.join(HVP_METHODS)})")
+
+
 def _global_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
 
@@ -63,14 +71,13 @@ def hessian_vector_product(model, batch, v: Sequence[torch.Tensor], method: str 
     ``method="exact"`` differentiates <dL/dw, v> once more (pass `train_grads` built with ``create_graph=True``
     to reuse that graph); ``"finite-difference"`` is DARTS eq. 8 with r = r0 / ||v||.
     """
+    check_settings(hvp=method)
     alphas = model.arch_parameters()
     if method == "exact":
         if train_grads is None:
             loss, _ = model.loss(batch)
             train_grads = torch.autograd.grad(loss, model.weight_parameters(), create_graph=True)
         return torch.autograd.grad(train_grads, alphas, grad_outputs=list(v))
-    if method != "finite-difference":
-        raise DartsNasError(f"unknown Hessian-vector product {method!r} (known: {', '.join(HVP_METHODS)})")
     names, weights = zip(*model.named_weight_parameters().items())
     eps = r / _global_norm(v)
     grads = []
@@ -89,14 +96,11 @@ def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=
     `eta` is the weight learning rate of the current step (a float or a 0-dim tensor), `momentum`,
     `weight_decay` and `momentum_buffers` those of the weight optimizer (see :func:`sgd_state`).
     """
+    check_settings(order, hvp)
     alphas = model.arch_parameters()
     if order == 1:
         loss, _ = model.loss(val_batch)
         return list(torch.autograd.grad(loss, alphas))
-    if order != 2:
-        raise DartsNasError(f"order must be 1 or 2, got {order}")
-    if hvp not in HVP_METHODS:
-        raise DartsNasError(f"unknown Hessian-vector product {hvp!r} (known: {', '.join(HVP_METHODS)})")
 
     names, weights = zip(*model.named_weight_parameters().items())
     # Virtual step on the training loss; keep its graph when the exact product will differentiate it again.
@@ -127,10 +131,7 @@ class Bilevel:
     name = "bilevel"
 
     def __post_init__(self):
-        if self.order not in (1, 2):
-            raise DartsNasError(f"order must be 1 or 2, got {self.order}")
-        if self.hvp not in HVP_METHODS:
-            raise DartsNasError(f"unknown --hvp {self.hvp!r} (known: {', '.join(HVP_METHODS)})")
+        check_settings(self.order, self.hvp)
 
     def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None):
         """One search step; returns (training loss, training logits), both detached, on the device."""
