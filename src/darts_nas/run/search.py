@@ -8,7 +8,6 @@ uninterrupted run would have done (on CPU, bit for bit).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,40 +22,11 @@ from ..genotype import save_genotype
 from ..spaces import DartsCNNSearchModel
 from ..strategies import Bilevel
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .common import (RESUMABLE_CHANGES, NonFiniteLoss, check_finite, check_resume, cosine_lr, epoch_generator,
+                     last_checkpoint_text, refuse_existing_run, resolve_device)
 from .log import Progress, format_duration, format_op_weights
 
 CHECKPOINT_KIND = "darts-nas/search"
-# What a resumed run may change: where it runs and how it shows progress, never what it computes.
-RESUMABLE_CHANGES = ("device", "progress")
-
-
-class NonFiniteLoss(DartsNasError):
-    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DartsNasError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DartsNasError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    if device.type not in ("cpu", "cuda"):
-        raise DartsNasError(f"--device {name}: only cpu and cuda are supported")
-    return device
-
-
-def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
-    """Learning rate of epoch `epoch` (0-based), computed explicitly: lr_min + (lr - lr_min)(1 + cos(pi e/E))/2."""
-    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * epoch / epochs))
-
-
-def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + epoch * 7_919 + stream) % (2**63))
-    return g
 
 
 def build_search_model(config: SearchConfig, num_classes: int, in_channels: int) -> DartsCNNSearchModel:
@@ -198,14 +168,11 @@ class SearchRun:
         return loss_sum.item() / self.steps, correct.item() / seen
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"the training loss became {value} in epoch {epoch + 1} (by step {step}); the search "
-                                f"stopped and {self._last_checkpoint()}. Lower --lr or --arch-lr, or check the data.")
+        check_finite(value, "training loss", epoch, step, self._last_checkpoint(),
+                     "Lower --lr or --arch-lr, or check the data.")
 
     def _last_checkpoint(self) -> str:
-        if self.epoch:
-            return f"the last good checkpoint (epoch {self.epoch}) is {self.run_dir / CHECKPOINT}"
-        return "no epoch had finished, so there is no checkpoint"
+        return last_checkpoint_text(self.run_dir, self.epoch)
 
     def alpha_lists(self) -> dict:
         """Raw alphas and relaxed op weights as nested lists, for the JSON logs."""
@@ -264,10 +231,7 @@ class SearchRun:
 
 
 def start_search(config: SearchConfig, run_dir, echo=print) -> SearchRun:
-    run_dir = Path(run_dir)
-    if (run_dir / CHECKPOINT).exists():
-        raise DartsNasError(f"{run_dir} already holds a search; continue it with --resume {run_dir} or choose "
-                            f"another --out")
+    refuse_existing_run(run_dir, "search")
     return SearchRun(config, run_dir, echo)
 
 
@@ -275,13 +239,7 @@ def resume_search(run_dir, echo=print, **changes) -> SearchRun:
     """Rebuild a search from its run directory and continue from its last epoch checkpoint. `changes` may set only
     RESUMABLE_CHANGES: anything else would make the continued run differ from the one recorded."""
     run_dir = Path(run_dir)
-    refused = sorted(set(changes) - set(RESUMABLE_CHANGES))
-    if refused:
-        raise DartsNasError(f"--resume continues a run with its recorded settings; drop "
-                            f"{', '.join('--' + k.replace('_', '-') for k in refused)} (only "
-                            f"{', '.join('--' + k for k in RESUMABLE_CHANGES)} may change)")
-    if not run_dir.is_dir():
-        raise DartsNasError(f"--resume {run_dir}: no such run directory")
+    check_resume(run_dir, changes)
     state = load_checkpoint(run_dir, kind=CHECKPOINT_KIND)
     config = SearchConfig.from_dict({**state["config"], **changes})
     run = SearchRun(config, run_dir, echo)

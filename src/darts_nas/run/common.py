@@ -1,0 +1,83 @@
+"""What every run loop (search, training from scratch) shares: devices, schedules, seeded generators, the NaN
+stop, and the rules for starting and resuming a run directory."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from ..errors import DartsNasError
+from .checkpoint import CHECKPOINT
+
+# What a resumed run may change: where it runs and how it shows progress, never what it computes.
+RESUMABLE_CHANGES = ("device", "progress")
+
+
+class NonFiniteLoss(DartsNasError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DartsNasError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DartsNasError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type not in ("cpu", "cuda"):
+        raise DartsNasError(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
+def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
+    """Learning rate of epoch `epoch` (0-based), computed explicitly: lr_min + (lr - lr_min)(1 + cos(pi e/E))/2."""
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def exponential_lr(epoch: int, lr: float, decay: float) -> float:
+    """lr * decay^epoch: the ImageNet recipe's x0.97 per epoch."""
+    return lr * decay**epoch
+
+
+def epoch_generator(seed: int, epoch: int, stream: int, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(epoch_seed(seed, epoch, stream))
+    return g
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """One seed per (run seed, epoch, stream): what makes a resumed run replay an uninterrupted one."""
+    return (seed * 1_000_003 + epoch * 7_919 + stream) % (2**63)
+
+
+def check_finite(value: float, what: str, epoch: int, step: int, last_checkpoint: str, hint: str) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"the {what} became {value} in epoch {epoch + 1} (by step {step}); the run stopped and "
+                            f"{last_checkpoint}. {hint}")
+
+
+def last_checkpoint_text(run_dir: Path, epochs_done: int) -> str:
+    if epochs_done:
+        return f"the last good checkpoint (epoch {epochs_done}) is {Path(run_dir) / CHECKPOINT}"
+    return "no epoch had finished, so there is no checkpoint"
+
+
+def refuse_existing_run(run_dir: Path, command: str) -> None:
+    if (Path(run_dir) / CHECKPOINT).exists():
+        raise DartsNasError(f"{run_dir} already holds a run; continue it with `darts-nas {command} --resume "
+                            f"{run_dir}` or choose another --out")
+
+
+def check_resume(run_dir: Path, changes: dict) -> None:
+    """A resumed run keeps its recorded settings; only RESUMABLE_CHANGES may be given again."""
+    refused = sorted(set(changes) - set(RESUMABLE_CHANGES))
+    if refused:
+        raise DartsNasError(f"--resume continues a run with its recorded settings; drop "
+                            f"{', '.join('--' + k.replace('_', '-') for k in refused)} (only "
+                            f"{', '.join('--' + k for k in RESUMABLE_CHANGES)} may change)")
+    if not Path(run_dir).is_dir():
+        raise DartsNasError(f"--resume {run_dir}: no such run directory")
