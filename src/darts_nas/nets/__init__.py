@@ -1,0 +1,78 @@
+"""Evaluation networks built from genotypes, and the model zoo.
+
+``create_model("darts_v2_cifar10")`` builds the paper's network for a published genotype (timm-style names:
+``<genotype>_<dataset>``, any keyword overriding the defaults); ``build_network(genotype, "imagenet")`` does the same
+for any genotype, and ``network_from_hparams`` rebuilds a saved one.
+"""
+
+from __future__ import annotations
+
+from ..errors import DartsNasError
+from ..genotype import PUBLISHED, Genotype, get_genotype, load_genotype
+from .cell import AuxiliaryHead, EvalCell, EvalNetwork, drop_path
+from .cifar import NetworkCIFAR
+from .imagenet import NetworkImageNet
+
+# The papers' network for each dataset: class, and the default arguments.
+DATASET_NETWORKS = {
+    "cifar10": (NetworkCIFAR, dict(C=36, layers=20, num_classes=10)),
+    "cifar100": (NetworkCIFAR, dict(C=36, layers=20, num_classes=100)),
+    "imagenet": (NetworkImageNet, dict(C=48, layers=14, num_classes=1000)),
+}
+NETWORK_KINDS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet}
+
+__all__ = ["AuxiliaryHead", "DATASET_NETWORKS", "EvalCell", "EvalNetwork", "NetworkCIFAR", "NetworkImageNet",
+           "build_network", "create_model", "drop_path", "list_models", "network_from_hparams"]
+
+
+def _as_genotype(genotype) -> Genotype:
+    return genotype if isinstance(genotype, Genotype) else load_genotype(genotype)
+
+
+def build_network(genotype, dataset: str = "cifar10", **kwargs) -> EvalNetwork:
+    """The paper's evaluation network for `dataset` ("cifar10", "cifar100", "imagenet") built from `genotype` (a
+    Genotype, a published name, a file, a run directory or paper text); keywords override C, layers, num_classes,
+    auxiliary, in_channels."""
+    if dataset not in DATASET_NETWORKS:
+        raise DartsNasError(f"no evaluation network for dataset {dataset!r} (known: {', '.join(DATASET_NETWORKS)})")
+    cls, defaults = DATASET_NETWORKS[dataset]
+    args = {**defaults, **kwargs}
+    for key in ("C", "layers", "num_classes"):
+        if not isinstance(args[key], int) or args[key] < 1:
+            raise DartsNasError(f"{key} must be a positive integer, got {args[key]!r}")
+    if args["layers"] < 3:
+        raise DartsNasError(f"layers must be at least 3 (two of them are reduction cells), got {args['layers']}")
+    if cls is NetworkImageNet and args["C"] % 2:
+        raise DartsNasError(f"the ImageNet stem halves C: C must be even, got {args['C']}")
+    return cls(_as_genotype(genotype), **args)
+
+
+def _model_names() -> dict[str, tuple[str, str]]:
+    return {f"{g.lower()}_{d}": (g, d) for g in PUBLISHED for d in DATASET_NETWORKS}
+
+
+def list_models() -> list[str]:
+    """Names `create_model` knows: every published genotype on every dataset's network."""
+    return sorted(_model_names())
+
+
+def create_model(name: str, **kwargs) -> EvalNetwork:
+    """A zoo model by name, e.g. ``create_model("darts_v2_cifar10")`` (3.3M parameters, the paper's CIFAR-10
+    network) or ``create_model("darts_v2_imagenet", auxiliary=False)``. Weights are freshly initialized."""
+    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else name
+    names = _model_names()
+    if key not in names:
+        raise DartsNasError(f"unknown model {name!r}; known: {', '.join(sorted(names))}")
+    genotype, dataset = names[key]
+    return build_network(get_genotype(genotype), dataset, **kwargs)
+
+
+def network_from_hparams(hparams: dict) -> EvalNetwork:
+    """Rebuild a network from its ``hparams`` (what checkpoints store)."""
+    try:
+        h = dict(hparams)
+        cls = NETWORK_KINDS[h.pop("kind")]
+        genotype = Genotype.from_dict(h.pop("genotype"))
+        return cls(genotype, **h)
+    except (KeyError, TypeError) as e:
+        raise DartsNasError(f"cannot rebuild the network from its recorded settings ({type(e).__name__}: {e})") from None
