@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo demo-train test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,16 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(VENV)/bin/darts-nas search --preset demo
 
+demo-train: $(STAMP)
+	rm -rf runs/eval-demo
+	$(VENV)/bin/darts-nas train --preset eval-demo --genotype DARTS_V2
+
 test: $(STAMP)
 	$(PY) -m pytest tests
 
 bench: $(STAMP)
 	$(VENV)/bin/darts-nas bench search --device cpu
+	$(VENV)/bin/darts-nas bench train --device cpu
 
 clean:
-	rm -rf $(VENV) runs/demo build src/*.egg-info
+	rm -rf $(VENV) runs/demo runs/eval-demo build src/*.egg-info

@@ -4,8 +4,13 @@
     darts-nas search --resume runs/darts-cifar10-...           continue an interrupted search
     darts-nas derive RUN_DIR|CHECKPOINT                        the derived cell of a run
     darts-nas genotypes [NAME]                                 published genotypes
+    darts-nas train --genotype DARTS_V2 --preset darts-cifar10-eval --data ./data   train a cell from scratch
+    darts-nas train --resume runs/darts-cifar10-eval-...       continue an interrupted training run
+    darts-nas evaluate runs/darts-cifar10-eval-.../best.pt     test accuracy of a trained network
+    darts-nas info DARTS_V2 [--dataset imagenet]               parameters and multiply-adds of a network
+    darts-nas models                                           the model zoo (create_model names)
     darts-nas presets                                          the presets and their values
-    darts-nas bench search --device cpu                        time the search step
+    darts-nas bench search|train --device cpu                  time the search step / the training step
 
 Expected errors (bad input, missing data, a broken checkpoint) print one line and exit with status 2.
 """
@@ -54,6 +59,104 @@ def _cmd_search(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from .config import TRAIN_PRESET_NOTES, TrainConfig, overrides_from_args, train_preset_config
+    from .run.train import resume_training, start_training
+
+    overrides = overrides_from_args(args, TrainConfig)
+    if args.resume:
+        if args.preset:
+            raise DartsNasError("--resume continues a run with its recorded settings; drop --preset")
+        run = resume_training(args.resume, **overrides)
+        print(f"resuming {run.run_dir} after epoch {run.epoch}/{run.config.epochs}")
+    else:
+        config = train_preset_config(args.preset, **overrides)
+        if not config.out:
+            config.out = f"runs/{args.preset or 'train'}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if args.preset:
+            print(f"preset {args.preset}: {TRAIN_PRESET_NOTES[args.preset]}")
+        run = start_training(config, config.out)
+    try:
+        result = run.run(stop_after=args.stop_after)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after epoch {run.epoch}; continue with: darts-nas train --resume {run.run_dir}",
+              file=sys.stderr)
+        return 130
+    if not result.finished:
+        print(f"stopped after epoch {result.epochs_done}/{run.config.epochs}; continue with: "
+              f"darts-nas train --resume {result.run_dir}")
+        return 0
+    last = result.history[-1]
+    print(f"\nfinal test accuracy {100 * last['test_acc']:.2f}% after {result.epochs_done} epochs"
+          + (f" (best {100 * result.best['test_acc']:.2f}% at epoch {result.best['epoch']})" if result.best else ""))
+    print(f"outputs in {result.run_dir}/: last.pt, best.pt, checkpoint.pt, metrics.jsonl, network.json, "
+          f"genotype.txt, config.json")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .run.train import evaluate_checkpoint
+
+    r = evaluate_checkpoint(args.checkpoint, device=args.device, data=args.data, dataset=args.dataset,
+                            batch_size=args.batch_size, genotype=args.genotype, test_limit=args.limit)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"{args.checkpoint} (epoch {r['epoch']}) on {r['images']} {r['dataset']} test images: "
+          f"top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  loss {r['loss']:.4f}")
+    return 0
+
+
+def _network_for_info(spec: str, dataset: str | None, channels, layers, num_classes):
+    from .nets import build_network, create_model, list_models
+
+    kwargs = {k: v for k, v in dict(C=channels, layers=layers, num_classes=num_classes).items() if v is not None}
+    key = spec.strip().lower().replace("-", "_")
+    if key in list_models():
+        if dataset is not None:
+            raise DartsNasError(f"{spec} is a model name that fixes its dataset; drop --dataset")
+        return create_model(key, **kwargs), key.rsplit("_", 1)[1] if not key.endswith("cifar100") else "cifar100"
+    dataset = dataset or "cifar10"
+    return build_network(spec, dataset, **kwargs), dataset
+
+
+def _cmd_info(args) -> int:
+    from .nets.profile import profile_network
+
+    model, dataset = _network_for_info(args.genotype, args.dataset, args.channels, args.layers, args.num_classes)
+    size = args.image_size or (224 if dataset == "imagenet" else 32)
+    p = profile_network(model, size)
+    h = model.hparams
+    if args.json:
+        print(json.dumps({"dataset": dataset, "network": type(model).__name__, "genotype": model.genotype.to_text(),
+                          **{k: h[k] for k in ("C", "layers", "num_classes")}, **p.to_dict()}))
+        return 0
+    print(model.genotype.to_text())
+    print(f"{type(model).__name__} for {dataset}: C={h['C']}, {h['layers']} cells, {h['num_classes']} classes, "
+          f"input {size}x{size}")
+    print(f"parameters:     {p.params / 1e6:.2f}M  ({p.params:,}; the papers' count, auxiliary head excluded)")
+    print(f"  with aux head {p.params_total / 1e6:.2f}M  ({p.params_total:,})")
+    print(f"multiply-adds:  {p.multiply_adds / 1e6:.0f}M  ({p.multiply_adds:,}; one image, inference, "
+          f"torch.utils.flop_counter)")
+    if args.trace:
+        print("cells (C_prev_prev, C_prev, C):")
+        for i, cell in enumerate(model.cells):
+            print(f"  {i:2d} {'reduce' if cell.reduction else 'normal'} {cell.channels}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from .nets import create_model, list_models
+    from .nets.profile import count_parameters
+
+    for name in list_models():
+        if args.verbose:
+            print(f"{name:<24} {count_parameters(create_model(name)) / 1e6:6.2f}M params")
+        else:
+            print(name)
+    return 0
+
+
 def _cmd_derive(args) -> int:
     from .run.log import format_weight_table
     from .run.search import search_model_from_checkpoint
@@ -85,24 +188,36 @@ def _cmd_genotypes(args) -> int:
 
 
 def _cmd_presets(args) -> int:
-    from .config import PRESET_NOTES, PRESETS, preset_config
+    from .config import PRESET_NOTES, PRESETS, TRAIN_PRESET_NOTES, TRAIN_PRESETS, preset_config, train_preset_config
 
-    for name in PRESETS:
-        print(f"{name}: {PRESET_NOTES[name]}")
-        if args.verbose:
-            for k, v in preset_config(name).to_dict().items():
-                print(f"    {k} = {v}")
+    for title, table, notes, make in (("search (darts-nas search --preset NAME)", PRESETS, PRESET_NOTES,
+                                       preset_config),
+                                      ("training from scratch (darts-nas train --preset NAME)", TRAIN_PRESETS,
+                                       TRAIN_PRESET_NOTES, train_preset_config)):
+        print(f"{title}:")
+        for name in table:
+            print(f"  {name}: {notes[name]}")
+            if args.verbose:
+                for k, v in make(name).to_dict().items():
+                    print(f"      {k} = {v}")
     return 0
 
 
 def _cmd_bench(args) -> int:
-    from .bench import bench_search, format_table, machine_description
+    from .bench import bench_search, bench_train, format_table, format_train_table, machine_description
 
-    results = bench_search(device=args.device, batch_size=args.batch_size, channels=args.channels,
-                           layers=args.layers, orders=args.order, hvps=args.hvp, steps=args.steps,
-                           warmup=args.warmup, channels_last=args.channels_last)
+    if args.what == "train":
+        results = bench_train(device=args.device, batch_size=args.batch_size or 96, channels=args.channels or 36,
+                              layers=args.layers or 20, genotype=args.genotype, precisions=args.precision,
+                              channels_last=args.channels_last is not False, steps=args.steps, warmup=args.warmup)
+        table = format_train_table(results)
+    else:
+        results = bench_search(device=args.device, batch_size=args.batch_size or 64, channels=args.channels or 16,
+                               layers=args.layers or 8, orders=args.order, hvps=args.hvp, steps=args.steps,
+                               warmup=args.warmup, channels_last=args.channels_last is not False)
+        table = format_table(results)
     print(f"\n{machine_description(args.device)}, {time.strftime('%Y-%m-%d')}")
-    print(format_table(results))
+    print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
@@ -110,7 +225,7 @@ def _cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import PRESETS, add_config_arguments
+    from .config import PRESETS, TRAIN_PRESETS, TrainConfig, add_config_arguments
 
     parser = argparse.ArgumentParser(prog="darts-nas", description="Differentiable architecture search (DARTS).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -122,6 +237,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this invocation (resume later)")
     add_config_arguments(p)
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("train", help="train an evaluation network from scratch",
+                       description="Train the evaluation network of a genotype from scratch. A preset sets the "
+                       "paper's recipe (default: the CIFAR-10 one); every flag below overrides one value.")
+    p.add_argument("--preset", choices=list(TRAIN_PRESETS), help="recipe to start from")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the training run in RUN_DIR from its checkpoint")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this invocation (resume later)")
+    add_config_arguments(p, TrainConfig)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="test accuracy of a trained network")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="best.pt, last.pt, checkpoint.pt or a train run directory")
+    p.add_argument("--data", help="dataset location (default: the one it was trained with)")
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "folder", "imagenet", "synthetic", "sample"],
+                   help="dataset kind (default: the one it was trained with)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--genotype", help="load the weights into this genotype's network instead of the recorded one")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("info", help="parameters and multiply-adds of an evaluation network")
+    p.add_argument("genotype", metavar="GENOTYPE", help="published name, zoo model name, run directory, file or text")
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet"], help="network of this dataset "
+                   "(default cifar10)")
+    p.add_argument("--channels", type=int, help="initial channels C (default: the paper's)")
+    p.add_argument("--layers", type=int, help="cells (default: the paper's)")
+    p.add_argument("--num-classes", type=int, help="classes (default: the dataset's)")
+    p.add_argument("--image-size", type=int, help="input side for multiply-adds (default 32, imagenet 224)")
+    p.add_argument("--trace", action="store_true", help="also print the channels of every cell")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("models", help="the model zoo: names for darts_nas.create_model")
+    p.add_argument("-v", "--verbose", action="store_true", help="also count parameters")
+    p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("derive", help="the derived cell of a search run or checkpoint")
     p.add_argument("run", metavar="RUN_DIR|CHECKPOINT")
@@ -139,17 +291,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("bench", help="benchmarks (median s/step, images/s, peak memory)")
-    p.add_argument("what", choices=["search"])
+    p.add_argument("what", choices=["search", "train"], help="search: the search step; train: the evaluation "
+                   "network's training step")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--layers", type=int, default=8)
-    p.add_argument("--order", type=int, nargs="+", default=[1, 2], choices=[1, 2])
-    p.add_argument("--hvp", nargs="+", default=["finite-difference"], choices=["finite-difference", "exact"])
+    p.add_argument("--batch-size", type=int, help="default 64 (search) / 96 (train)")
+    p.add_argument("--channels", type=int, help="default 16 (search) / 36 (train)")
+    p.add_argument("--layers", type=int, help="default 8 (search) / 20 (train)")
+    p.add_argument("--order", type=int, nargs="+", default=[1, 2], choices=[1, 2], help="search only")
+    p.add_argument("--hvp", nargs="+", default=["finite-difference"], choices=["finite-difference", "exact"],
+                   help="search only")
+    p.add_argument("--genotype", default="DARTS_V2", help="train only")
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"], help="train only")
     p.add_argument("--steps", type=int, default=5, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="NHWC layout (default on, as in search)")
+                   help="NHWC layout (default on, as in search and train runs)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=_cmd_bench)
     return parser

@@ -59,11 +59,7 @@ class SearchConfig:
     progress: bool = _f(True, "show a progress bar")
 
     def validate(self) -> "SearchConfig":
-        problems = []
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                problems.append(f"--{_flag(f.name)} must be one of {', '.join(map(str, choices))}")
+        problems = _choice_problems(self)
         positive = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
                     "synthetic_size", "log_every")
         problems += [f"--{_flag(n)} must be positive" for n in positive if getattr(self, n) <= 0]
@@ -83,12 +79,109 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SearchConfig":
+    def from_dict(cls, d: dict):
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise DartsNasError(f"unknown settings in config: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+
+def _choice_problems(config) -> list[str]:
+    problems = []
+    for f in fields(config):
+        choices = f.metadata.get("choices")
+        if choices and getattr(config, f.name) not in choices:
+            problems.append(f"--{_flag(f.name)} must be one of {', '.join(map(str, choices))}")
+    return problems
+
+
+@dataclass
+class TrainConfig:
+    """Training an evaluation network from scratch (darts-facts section 3); defaults are the CIFAR-10 recipe."""
+
+    # architecture
+    genotype: str = _f("DARTS_V2", "the cell: a published name, a search run directory, a genotype file or "
+                       "Genotype(...) text")
+    network: str = _f("auto", "evaluation network (auto: imagenet for --dataset imagenet, else cifar)",
+                      ("auto", "cifar", "imagenet"))
+    channels: int = _f(36, "initial channels C")
+    layers: int = _f(20, "cells in the network")
+    auxiliary: bool = _f(True, "auxiliary head after cell 2*layers//3")
+    auxiliary_weight: float = _f(0.4, "weight of the auxiliary loss")
+    drop_path_prob: float = _f(0.2, "drop-path probability reached at the end (ramped linearly from 0)")
+    # data
+    dataset: str = _f("cifar10", "dataset (folder/imagenet: ROOT/train/<class>/* and ROOT/val/<class>/*)",
+                      ("cifar10", "cifar100", "folder", "imagenet", "synthetic", "sample"))
+    data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder/imagenet: ROOT)")
+    download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
+    image_size: int = _f(32, "input side (folder: images resized to it; imagenet: crop size)")
+    synthetic_size: int = _f(1024, "training images in the synthetic dataset")
+    limit: int = _f(0, "use only the first N training images (0: all), for reduced runs")
+    test_limit: int = _f(0, "evaluate on the first N test images only (0: all), for reduced runs")
+    workers: int = _f(4, "decoding processes for --dataset imagenet")
+    # optimization
+    epochs: int = _f(600, "training epochs")
+    batch_size: int = _f(96, "batch size")
+    lr: float = _f(0.025, "learning rate at epoch 0")
+    lr_schedule: str = _f("cosine", "cosine: to --lr-min over the run; exponential: x --lr-decay each epoch",
+                          ("cosine", "exponential"))
+    lr_min: float = _f(0.0, "final learning rate of the cosine schedule")
+    lr_decay: float = _f(0.97, "per-epoch factor of the exponential schedule")
+    momentum: float = _f(0.9, "SGD momentum")
+    weight_decay: float = _f(3e-4, "SGD weight decay")
+    grad_clip: float = _f(5.0, "gradient-norm clip (0: off)")
+    label_smoothing: float = _f(0.0, "label smoothing of the cross-entropy")
+    # augmentation
+    crop_padding: int = _f(4, "random-crop padding for in-memory datasets (0: no crop)")
+    flip: bool = _f(True, "random horizontal flips")
+    cutout: int = _f(16, "cutout square side (0: off)")
+    color_jitter: float = _f(0.0, "brightness, contrast and saturation jitter strength (imagenet)")
+    hue: float = _f(0.0, "hue jitter, fraction of the colour circle (imagenet)")
+    # speed
+    precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", ("fp32", "bf16"))
+    channels_last: bool = _f(True, "NHWC layout for convs and pools (same function; 1.45x faster on CPU)")
+    # run
+    seed: int = _f(0, "random seed")
+    device: str = _f("auto", "cpu, cuda, cuda:N or auto")
+    out: str = _f("", "run directory (default runs/<preset>-<time>)")
+    eval_every: int = _f(1, "evaluate on the test set every N epochs (and after the last)")
+    log_every: int = _f(50, "steps between progress updates that read losses back from the device")
+    progress: bool = _f(True, "show a progress bar")
+
+    validate_positive = ("channels", "layers", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
+                         "log_every")
+
+    def validate(self) -> "TrainConfig":
+        problems = _choice_problems(self)
+        problems += [f"--{_flag(n)} must be positive" for n in self.validate_positive if getattr(self, n) <= 0]
+        if self.layers < 3:
+            problems.append("--layers must be at least 3 (two of them are reduction cells)")
+        if self.lr <= 0 or self.lr_min < 0 or not 0 < self.lr_decay <= 1:
+            problems.append("--lr must be positive, --lr-min non-negative and --lr-decay in (0, 1]")
+        if not 0.0 <= self.drop_path_prob < 1.0:
+            problems.append("--drop-path-prob must be in [0, 1)")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            problems.append("--label-smoothing must be in [0, 1)")
+        if min(self.limit, self.test_limit, self.cutout, self.crop_padding, self.workers) < 0 or \
+                min(self.grad_clip, self.auxiliary_weight, self.color_jitter, self.hue, self.weight_decay) < 0:
+            problems.append("counts, sizes, --grad-clip, --auxiliary-weight, jitter and --weight-decay cannot be "
+                            "negative")
+        if self.hue > 0.5:
+            problems.append("--hue must be at most 0.5")
+        if self.network_kind() == "imagenet" and self.channels % 2:
+            problems.append("--channels must be even for the ImageNet network (its stem halves C)")
+        if problems:
+            raise DartsNasError("; ".join(problems))
+        return self
+
+    def network_kind(self) -> str:
+        if self.network != "auto":
+            return self.network
+        return "imagenet" if self.dataset == "imagenet" else "cifar"
+
+    to_dict = SearchConfig.to_dict
+    from_dict = classmethod(SearchConfig.from_dict.__func__)
 
 
 PRESETS: dict[str, dict] = {
@@ -107,14 +200,45 @@ PRESET_NOTES = {
 }
 
 
-def preset_config(name: str | None, **overrides) -> SearchConfig:
+TRAIN_PRESETS: dict[str, dict] = {
+    # DARTS paper section 3.3 / darts-facts section 3: the TrainConfig defaults are this recipe.
+    "darts-cifar10-eval": dict(dataset="cifar10"),
+    "darts-cifar100-eval": dict(dataset="cifar100"),
+    # Mobile setting. The published ImageNet recipe uses no drop-path and no cutout.
+    "darts-imagenet-eval": dict(dataset="imagenet", network="imagenet", image_size=224, channels=48, layers=14,
+                                epochs=250, batch_size=128, lr=0.1, lr_schedule="exponential", lr_decay=0.97,
+                                weight_decay=3e-5, label_smoothing=0.1, drop_path_prob=0.0, cutout=0,
+                                crop_padding=0, color_jitter=0.4, hue=0.2),
+    # A few CPU minutes on the bundled sample (800 train / 200 test images): NOT the paper's training.
+    "eval-demo": dict(dataset="sample", channels=16, layers=8, epochs=3, batch_size=32, out="runs/eval-demo",
+                      log_every=5),
+}
+TRAIN_PRESET_NOTES = {
+    "darts-cifar10-eval": "DARTS CIFAR-10 evaluation: 20 cells, C=36, 600 epochs, batch 96, cutout, drop-path 0.2, "
+                          "auxiliary 0.4",
+    "darts-cifar100-eval": "the same recipe on CIFAR-100",
+    "darts-imagenet-eval": "DARTS ImageNet mobile setting: 14 cells, C=48, 250 epochs, batch 128, lr 0.1 x0.97 per "
+                           "epoch, label smoothing 0.1",
+    "eval-demo": "short CPU demo on the bundled CIFAR-10 sample (not the paper's training)",
+}
+
+
+def _preset(table: dict, cls, name: str | None, overrides: dict):
     values = {}
     if name is not None:
-        if name not in PRESETS:
-            raise DartsNasError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
-        values.update(PRESETS[name])
+        if name not in table:
+            raise DartsNasError(f"unknown preset {name!r} (known: {', '.join(table)})")
+        values.update(table[name])
     values.update(overrides)
-    return SearchConfig.from_dict(values)
+    return cls.from_dict(values)
+
+
+def preset_config(name: str | None, **overrides) -> SearchConfig:
+    return _preset(PRESETS, SearchConfig, name, overrides)
+
+
+def train_preset_config(name: str | None, **overrides) -> TrainConfig:
+    return _preset(TRAIN_PRESETS, TrainConfig, name, overrides)
 
 
 def _flag(name: str) -> str:

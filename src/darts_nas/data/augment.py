@@ -57,3 +57,71 @@ def augment(x_uint8: torch.Tensor, mean, std, generator: torch.Generator, crop_p
         hole = (r >= y0) & (r < y0 + cutout) & (q >= x0) & (q < x0 + cutout)   # [N, H, W]
         out = out.masked_fill_(hole.unsqueeze(1), 0.0)
     return out
+
+
+def flip_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image of [N, C, H, W] left-right with probability 1/2."""
+    flipped = torch.rand(x.shape[0], 1, 1, 1, generator=generator, device=x.device) < 0.5
+    return torch.where(flipped, x.flip(-1), x)
+
+
+def _grayscale(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma of RGB [N, 3, H, W] as [N, 1, H, W]."""
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+
+
+def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> HSV in [0, 1] (hue as a fraction of the circle), [N, 3, H, W]."""
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(1)
+    minc, _ = x.min(1)
+    delta = maxc - minc
+    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-12), torch.zeros_like(maxc))
+    d = delta.clamp_min(1e-12)
+    h = torch.where(maxc == r, (g - b) / d, torch.where(maxc == g, 2.0 + (b - r) / d, 4.0 + (r - g) / d))
+    h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
+    return torch.stack([h, s, maxc], 1)
+
+
+def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`rgb_to_hsv`."""
+    h, s, v = x.unbind(1)
+    h6 = (h % 1.0) * 6.0
+    i = torch.floor(h6)
+    f = h6 - i
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    i = i.long() % 6
+    # For sector i the (r, g, b) are picked from (v, q, p, t) by fixed patterns.
+    cand = torch.stack([v, q, p, t], 1)                                    # [N, 4, H, W]
+    pattern = torch.tensor([[0, 3, 2], [1, 0, 2], [2, 0, 3], [2, 1, 0], [3, 2, 0], [0, 2, 1]], device=x.device)
+    pick = pattern[i].permute(0, 3, 1, 2)                                  # [N, 3, H, W]
+    return cand.gather(1, pick)
+
+
+def color_jitter(x: torch.Tensor, generator: torch.Generator, brightness: float = 0.0, contrast: float = 0.0,
+                 saturation: float = 0.0, hue: float = 0.0) -> torch.Tensor:
+    """Random brightness, contrast and saturation factors in [1 - s, 1 + s] and a hue shift in [-hue, hue] (of the
+    circle), drawn per image, applied in that fixed order to RGB floats in [0, 1], clamped after each step.
+
+    The ImageNet recipe's ColorJitter(0.4, 0.4, 0.4, 0.2) applies the four in a random order per image; a fixed
+    order keeps the batch one set of tensor ops on the device (the distribution of each factor is the same)."""
+    n = x.shape[0]
+
+    def factor(strength):
+        return 1.0 + strength * (2.0 * torch.rand(n, 1, 1, 1, generator=generator, device=x.device) - 1.0)
+
+    if brightness > 0:
+        x = (x * factor(brightness)).clamp_(0.0, 1.0)
+    if contrast > 0:
+        mean = _grayscale(x).mean((1, 2, 3), keepdim=True)
+        f = factor(contrast)
+        x = (x * f + mean * (1 - f)).clamp_(0.0, 1.0)
+    if saturation > 0:
+        f = factor(saturation)
+        x = (x * f + _grayscale(x) * (1 - f)).clamp_(0.0, 1.0)
+    if hue > 0:
+        shift = hue * (2.0 * torch.rand(n, 1, 1, generator=generator, device=x.device) - 1.0)
+        hsv = rgb_to_hsv(x)
+        hsv = torch.stack([(hsv[:, 0] + shift) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
+        x = hsv_to_rgb(hsv).clamp_(0.0, 1.0)
+    return x

@@ -1,0 +1,160 @@
+"""Large image folders (ImageNet layout ``root/train/<wnid>/*.JPEG``, ``root/val/<wnid>/*.JPEG``) streamed from disk.
+
+Too big to hold in memory, so worker processes decode each image with PIL and do the geometric part of the
+augmentation there (random-resized-crop to the output size in training; resize the shorter side then centre-crop
+for evaluation), producing same-size uint8 tensors. The photometric part (flip, colour jitter, normalization) runs
+batched on the device. Every random number derives from the epoch's generator, so a resumed run sees the same
+crops; worker scheduling cannot change them (each image's crop is seeded by its position in the epoch).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import DartsNasError
+from .augment import color_jitter, flip_batch
+from .folder import IMAGE_EXTENSIONS, _class_dirs, _image_files
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def list_image_folder(root) -> tuple[list[Path], list[int], list[str]]:
+    """Files, labels and class names (sorted folder names) of root/<class>/<image>, without decoding anything."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DartsNasError(f"image folder {root} does not exist" if not root.exists()
+                            else f"image folder {root} is a file, expected a directory of class folders")
+    class_dirs = _class_dirs(root)
+    if not class_dirs:
+        raise DartsNasError(f"image folder {root} has no class folders: expected {root}/<class>/<image>")
+    files, labels = [], []
+    for label, d in enumerate(class_dirs):
+        images = _image_files(d)
+        if not images:
+            raise DartsNasError(f"class folder {d} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        files += images
+        labels += [label] * len(images)
+    return files, labels, [d.name for d in class_dirs]
+
+
+def random_resized_crop_box(width: int, height: int, rng: np.random.Generator, scale=(0.08, 1.0),
+                            ratio=(3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """(left, top, w, h) of a crop covering a uniform fraction `scale` of the area with a log-uniform aspect ratio
+    (Inception-style; up to 10 tries, then the largest centred crop within the ratio range)."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(*log_ratio))
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        w, h = int(round(height * ratio[1])), height
+    else:
+        w, h = width, height
+    return (width - w) // 2, (height - h) // 2, w, h
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DartsNasError(f"cannot read image {path}: {e}") from None
+
+
+def _to_tensor(im: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+class DecodedFolder(torch.utils.data.Dataset):
+    """Items are (index, seed) pairs: seed None means the evaluation transform, else a training crop drawn from
+    numpy's generator seeded with `seed`."""
+
+    def __init__(self, files, labels, image_size: int, resize_size: int):
+        self.files, self.labels = list(files), list(labels)
+        self.image_size, self.resize_size = image_size, resize_size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, item):
+        index, seed = item
+        im = _open_rgb(self.files[index])
+        s = self.image_size
+        if seed is None:
+            w, h = im.size
+            k = self.resize_size / min(w, h)
+            im = im.resize((max(s, round(w * k)), max(s, round(h * k))), Image.BILINEAR)
+            w, h = im.size
+            left, top = (w - s) // 2, (h - s) // 2
+            im = im.crop((left, top, left + s, top + s))
+        else:
+            left, top, w, h = random_resized_crop_box(*im.size, np.random.default_rng(seed))
+            im = im.resize((s, s), Image.BILINEAR, box=(left, top, left + w, top + h))
+        return _to_tensor(im), self.labels[index]
+
+
+class StreamingLoader:
+    """Same interface as :class:`DeviceLoader` (``epoch(generator)``, ``eval_batches()``, ``steps_per_epoch()``,
+    ``len()``) for folders streamed from disk by `workers` processes."""
+
+    def __init__(self, files, labels, batch_size: int, device, image_size: int = 224, resize_size: int | None = None,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, flip: bool = True, brightness: float = 0.0,
+                 contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0, workers: int = 4,
+                 dtype: torch.dtype = torch.float32):
+        if batch_size < 1:
+            raise DartsNasError(f"batch size must be at least 1, got {batch_size}")
+        self.device = torch.device(device)
+        resize_size = resize_size or round(image_size * 256 / 224)
+        self.data = DecodedFolder(files, labels, image_size, resize_size)
+        self.batch_size, self.workers, self.dtype = batch_size, workers, dtype
+        self.flip = flip
+        self.jitter = dict(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue)
+        self.mean = torch.tensor(mean, dtype=dtype, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=dtype, device=self.device).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def steps_per_epoch(self) -> int:
+        return len(self) // self.batch_size
+
+    def _batches(self, items, drop_last: bool, batch_size: int):
+        loader = torch.utils.data.DataLoader(self.data, batch_size=batch_size, sampler=items, drop_last=drop_last,
+                                             num_workers=self.workers, pin_memory=self.device.type == "cuda",
+                                             persistent_workers=False)
+        for x, y in loader:
+            yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def epoch(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # Two reads from the device per epoch (the order and a base seed), none per step.
+        order = torch.randperm(len(self), generator=generator, device=generator.device).cpu().tolist()
+        base = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        items = [(i, base + pos) for pos, i in enumerate(order)]
+        for x, y in self._batches(items, True, self.batch_size):
+            x = x.to(self.dtype) / 255.0
+            if self.flip:
+                x = flip_batch(x, generator)
+            x = color_jitter(x, generator, **self.jitter)
+            yield self._normalize(x), y
+
+    def eval_batches(self, batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        items = [(i, None) for i in range(len(self))]
+        for x, y in self._batches(items, False, batch_size or self.batch_size):
+            yield self._normalize(x.to(self.dtype) / 255.0), y

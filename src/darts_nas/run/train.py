@@ -1,0 +1,435 @@
+"""Training an evaluation network from scratch (DARTS section 3.3; darts-facts section 3), and evaluating it.
+
+The loop: per epoch the learning rate (cosine to lr_min, or x decay per epoch) and the drop-path probability
+(linear from 0 to drop_path_prob: epoch e uses p * e / epochs) are set; each step minimizes cross-entropy plus
+auxiliary_weight times the auxiliary head's, clipped at grad_clip; then the test set is evaluated (top-1, and top-5
+for ImageNet). Files: ``checkpoint.pt`` (everything to resume), ``last.pt`` and ``best.pt`` (the network only, best
+by test accuracy as the published code selects; report the last for an unbiased figure), ``metrics.jsonl``,
+``config.json``, ``network.json`` (parameters and multiply-adds) and the genotype.
+
+Reproducibility: the network is initialised from `seed`; each epoch's shuffling and augmentation come from a
+generator seeded by (seed, epoch), and the default generator (drop-path masks) is reseeded per epoch too, so a
+run resumed from a checkpoint ends where an uninterrupted one would (on CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..config import TrainConfig
+from ..data import DeviceLoader, load_dataset
+from ..data.dataset import ImageDataset
+from ..data.stream import IMAGENET_MEAN, IMAGENET_STD, StreamingLoader, list_image_folder
+from ..errors import DartsNasError
+from ..fileio import atomic_write_json, atomic_write_text
+from ..genotype import Genotype, load_genotype, save_genotype
+from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
+from ..nets.profile import profile_network
+from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .common import (check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
+                     last_checkpoint_text, refuse_existing_run, resolve_device)
+from .log import Progress, format_duration
+
+CHECKPOINT_KIND = "darts-nas/train"
+MODEL_KIND = "darts-nas/model"
+BEST, LAST = "best.pt", "last.pt"
+SAMPLE_TEST = 200  # the bundled sample's last 200 images are its test split
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class TrainData:
+    train: object | None   # DeviceLoader or StreamingLoader (None when only evaluating)
+    test: object
+    classes: list
+    in_channels: int
+    name: str
+    top5: bool
+    notes: list
+
+
+def _split_dirs(root: Path) -> tuple[Path, Path]:
+    train = root / "train"
+    test = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
+    if not train.is_dir() or test is None:
+        raise DartsNasError(f"{root}: expected {root}/train/<class>/<image> and {root}/val/<class>/<image> "
+                            f"(or test/) for training from scratch")
+    return train, test
+
+
+def _same_classes(train_classes, test_classes, where) -> None:
+    if list(train_classes) != list(test_classes):
+        only = sorted(set(train_classes) ^ set(test_classes))
+        raise DartsNasError(f"{where}: the train and test splits have different class folders "
+                            f"({', '.join(only[:5])}{'...' if len(only) > 5 else ''})")
+
+
+def _limit(ds: ImageDataset, n: int) -> ImageDataset:
+    return ds.subset(torch.arange(min(n, len(ds)))) if n else ds
+
+
+def load_train_data(c: TrainConfig, device, need_train: bool = True, echo=print) -> TrainData:
+    """The training loader (augmented per the recipe) and the test loader (no augmentation) for `c.dataset`."""
+    if c.dataset == "imagenet":
+        train_dir, test_dir = _split_dirs(Path(c.data).expanduser())
+        test_files, test_labels, test_classes = list_image_folder(test_dir)
+        if c.test_limit:
+            test_files, test_labels = test_files[:c.test_limit], test_labels[:c.test_limit]
+        test = StreamingLoader(test_files, test_labels, c.batch_size, device, image_size=c.image_size, flip=False,
+                               workers=c.workers)
+        train = None
+        classes = test_classes
+        if need_train:
+            files, labels, classes = list_image_folder(train_dir)
+            _same_classes(classes, test_classes, c.data)
+            if c.limit:
+                order = torch.randperm(len(files), generator=torch.Generator().manual_seed(c.seed))[:c.limit]
+                files, labels = [files[i] for i in order], [labels[i] for i in order]
+            train = StreamingLoader(files, labels, c.batch_size, device, image_size=c.image_size, flip=c.flip,
+                                    brightness=c.color_jitter, contrast=c.color_jitter, saturation=c.color_jitter,
+                                    hue=c.hue, workers=c.workers)
+        return TrainData(train, test, classes, 3, "imagenet", True, [])
+
+    if c.dataset in ("cifar10", "cifar100", "synthetic"):
+        kw = dict(download=c.download, image_size=c.image_size, synthetic_size=c.synthetic_size, seed=c.seed)
+        test_ds = load_dataset(c.dataset, c.data, train=False, **{**kw, "synthetic_size": max(c.synthetic_size // 4,
+                                                                                              1)})
+        train_ds = load_dataset(c.dataset, c.data, train=True, **kw) if need_train else None
+        if train_ds is not None and c.dataset == "synthetic":
+            test_ds.mean, test_ds.std = train_ds.mean, train_ds.std  # normalize both with the training statistics
+    elif c.dataset == "sample":
+        sample = load_dataset("sample")
+        n = len(sample)
+        train_ds = sample.subset(torch.arange(n - SAMPLE_TEST)) if need_train else None
+        test_ds = sample.subset(torch.arange(n - SAMPLE_TEST, n))
+    elif c.dataset == "folder":
+        train_dir, test_dir = _split_dirs(Path(c.data).expanduser())
+        train_ds = load_dataset("folder", train_dir, image_size=c.image_size)
+        test_ds = load_dataset("folder", test_dir, image_size=c.image_size)
+        _same_classes(train_ds.classes, test_ds.classes, c.data)
+        test_ds.mean, test_ds.std = train_ds.mean, train_ds.std
+        if not need_train:
+            train_ds = None
+    else:  # validated earlier; kept for API callers
+        raise DartsNasError(f"unknown dataset {c.dataset!r}")
+    test_ds = _limit(test_ds, c.test_limit)
+    notes = list(test_ds.notes)
+    train = None
+    if train_ds is not None:
+        if c.dataset == "folder":  # folders load sorted by class: a seeded shuffle keeps every class under --limit
+            train_ds = train_ds.subset(torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(c.seed)))
+        train_ds = _limit(train_ds, c.limit)
+        train = DeviceLoader(train_ds, torch.arange(len(train_ds)), c.batch_size, device, augment=True,
+                             crop_padding=c.crop_padding, flip=c.flip, cutout=c.cutout)
+        notes = sorted(set(notes) | set(train_ds.notes))
+    test = DeviceLoader(test_ds, torch.arange(len(test_ds)), c.batch_size, device, augment=False)
+    return TrainData(train, test, list(test_ds.classes), test_ds.images.shape[1], test_ds.name, False, notes)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one step, one evaluation
+# ----------------------------------------------------------------------------------------------------------------
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def training_loss(model: EvalNetwork, x, y, auxiliary_weight: float, label_smoothing: float):
+    """Cross-entropy of the logits plus auxiliary_weight times that of the auxiliary head (training mode)."""
+    logits, aux = model.forward_with_aux(x)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    if aux is not None and auxiliary_weight > 0:
+        loss = loss + auxiliary_weight * F.cross_entropy(aux.float(), y, label_smoothing=label_smoothing)
+    return loss, logits
+
+
+def train_step(model, optimizer, x, y, auxiliary_weight=0.4, label_smoothing=0.0, grad_clip=5.0,
+               precision="fp32"):
+    """One SGD step; returns (loss, logits), both still on the device (nothing is read back here)."""
+    with autocast(x.device, precision):
+        loss, logits = training_loss(model, x, y, auxiliary_weight, label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+@torch.no_grad()
+def evaluate_model(model: EvalNetwork, loader, precision: str = "fp32", progress: bool = False) -> dict:
+    """Top-1 and top-5 accuracy and mean cross-entropy over every example of `loader`, in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    top1 = torch.zeros((), device=device, dtype=torch.long)
+    top5 = torch.zeros((), device=device, dtype=torch.long)
+    n = 0
+    steps = -(-len(loader) // loader.batch_size)
+    bar = Progress(steps, "test", enabled=progress)
+    try:
+        for x, y in loader.eval_batches():
+            with autocast(device, precision):
+                logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            k = min(5, logits.shape[1])
+            hits = logits.topk(k, dim=1).indices == y[:, None]
+            top1 += hits[:, 0].sum()
+            top5 += hits.any(1).sum()
+            n += y.shape[0]
+            bar.update(1)
+    finally:
+        bar.close()
+        model.train(was_training)
+    if n == 0:
+        raise DartsNasError("the test set is empty")
+    return {"loss": loss_sum.item() / n, "top1": top1.item() / n, "top5": top5.item() / n, "images": n}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the run
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    finished: bool
+    history: list
+    best: dict | None
+
+
+def build_network_for(c: TrainConfig, genotype: Genotype, num_classes: int, in_channels: int) -> EvalNetwork:
+    cls = NETWORK_KINDS[c.network_kind()]
+    return cls(genotype, C=c.channels, num_classes=num_classes, layers=c.layers, auxiliary=c.auxiliary,
+               in_channels=in_channels)
+
+
+class TrainRun:
+    """One training run, from a fresh config or from a run directory's checkpoint."""
+
+    def __init__(self, config: TrainConfig, run_dir, echo=print, genotype: Genotype | None = None):
+        self.config = c = config.validate()
+        self.run_dir = Path(run_dir)
+        self.echo = echo
+        self.device = resolve_device(c.device)
+        self.genotype = genotype if genotype is not None else load_genotype(c.genotype)
+        self.data = load_train_data(c, self.device)
+        for note in self.data.notes:
+            echo(f"note: {note}")
+        self.steps = self.data.train.steps_per_epoch()
+        if self.steps == 0:
+            raise DartsNasError(f"{len(self.data.train)} training images give no full batch of {c.batch_size}; "
+                                f"lower --batch-size or use more data")
+        torch.manual_seed(c.seed)
+        model = build_network_for(c, self.genotype, len(self.data.classes), self.data.in_channels)
+        self.profile = profile_network(model, c.image_size)
+        self.model = model.use_channels_last(c.channels_last).to(self.device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
+                                         weight_decay=c.weight_decay)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+
+    # -- schedules -------------------------------------------------------------------------------------------
+    def lr_at(self, epoch: int) -> float:
+        c = self.config
+        if c.lr_schedule == "exponential":
+            return exponential_lr(epoch, c.lr, c.lr_decay)
+        return cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
+
+    def drop_path_at(self, epoch: int) -> float:
+        return self.config.drop_path_prob * epoch / self.config.epochs
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def model_file_state(self, record: dict) -> dict:
+        return {"kind": MODEL_KIND, "version": 1, "model_hparams": self.model.hparams,
+                "model": self.model.state_dict(), "epoch": self.epoch, "metrics": record,
+                "config": self.config.to_dict(), "classes": list(self.data.classes)}
+
+    def state(self) -> dict:
+        return {"kind": CHECKPOINT_KIND, "version": 1, "epoch": self.epoch, "config": self.config.to_dict(),
+                "model_hparams": self.model.hparams, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "history": self.history, "best": self.best}
+
+    def load_state(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise DartsNasError(f"checkpoint does not match this network: {str(e).splitlines()[0]}") from None
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        self.best = state.get("best")
+
+    def save(self, record: dict, improved: bool) -> None:
+        model_state = self.model_file_state(record)
+        save_checkpoint(self.run_dir / LAST, model_state)
+        if improved:
+            save_checkpoint(self.run_dir / BEST, model_state)
+        save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+
+    # -- the loop --------------------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        c = self.config
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        torch.manual_seed(epoch_seed(c.seed, epoch, 2))  # drop-path masks
+        progress = Progress(self.steps, f"epoch {epoch + 1}/{c.epochs}", enabled=c.progress)
+        try:
+            batches = self.data.train.epoch(epoch_generator(c.seed, epoch, 0, self.device))
+            for step, (x, y) in enumerate(batches, 1):
+                loss, logits = train_step(self.model, self.optimizer, x, y, c.auxiliary_weight, c.label_smoothing,
+                                          c.grad_clip, c.precision)
+                loss_sum += loss
+                correct += (logits.argmax(1) == y).sum()
+                seen += y.shape[0]
+                postfix = None
+                if step % c.log_every == 0 or step == self.steps:  # the only reads from the device
+                    mean_loss = loss_sum.item() / step
+                    self._check_finite(mean_loss, epoch, step)
+                    postfix = f"loss {mean_loss:.3f} acc {100 * correct.item() / seen:.1f}%"
+                progress.update(1, postfix)
+        finally:
+            progress.close()
+        return loss_sum.item() / self.steps, correct.item() / seen
+
+    def _check_finite(self, value: float, epoch: int, step: int) -> None:
+        check_finite(value, "training loss", epoch, step, last_checkpoint_text(self.run_dir, self.epoch),
+                     "Lower --lr, or check the data.")
+
+    def describe(self) -> str:
+        c, p, d = self.config, self.profile, self.data
+        label = c.genotype if len(c.genotype) <= 60 and "(" not in c.genotype else "given"
+        return (f"train: {label} cell, {type(self.model).__name__} C={c.channels} {c.layers} cells: "
+                f"{p.params / 1e6:.2f}M params ({p.params_total / 1e6:.2f}M with the auxiliary head), "
+                f"{p.multiply_adds / 1e6:.0f}M multiply-adds; {d.name}: {len(d.train)} train / {len(d.test)} test "
+                f"images; {self.device}, {c.precision}, {self.steps} steps/epoch -> {self.run_dir}")
+
+    def run(self, stop_after: int | None = None) -> TrainResult:
+        c = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", c.to_dict())
+        atomic_write_json(self.run_dir / "network.json", {"hparams": self.model.hparams, **self.profile.to_dict()})
+        save_genotype(self.genotype, self.run_dir)
+        self.echo(self.describe())
+        done_now = 0
+        while self.epoch < c.epochs:
+            if stop_after is not None and done_now >= stop_after:
+                break
+            epoch = self.epoch
+            lr, drop = self.lr_at(epoch), self.drop_path_at(epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.model.drop_path_prob = drop
+            t0 = time.perf_counter()
+            train_loss, train_acc = self.train_epoch(epoch)
+            self._check_finite(train_loss, epoch, self.steps)
+            train_seconds = time.perf_counter() - t0
+            record = {"epoch": epoch + 1, "lr": lr, "drop_path_prob": drop, "train_loss": train_loss,
+                      "train_acc": train_acc, "train_seconds": round(train_seconds, 3),
+                      "images_per_s": round(self.steps * c.batch_size / train_seconds, 2)}
+            last_epoch = epoch + 1 == c.epochs
+            if (epoch + 1) % c.eval_every == 0 or last_epoch:
+                test = evaluate_model(self.model, self.data.test, c.precision, progress=c.progress)
+                record.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"])
+            record["seconds"] = round(time.perf_counter() - t0, 3)
+            improved = "test_acc" in record and (self.best is None or record["test_acc"] > self.best["test_acc"])
+            if improved:
+                self.best = {"epoch": epoch + 1, "test_acc": record["test_acc"]}
+            self.history.append(record)
+            self.epoch = epoch + 1
+            self.save(record, improved)
+            done_now += 1
+            self.echo(self.epoch_line(record))
+        finished = self.epoch >= c.epochs
+        return TrainResult(self.run_dir, self.epoch, finished, self.history, self.best)
+
+    def epoch_line(self, r: dict) -> str:
+        c = self.config
+        line = (f"epoch {r['epoch']:3d}/{c.epochs}  lr {r['lr']:.5f}  drop-path {r['drop_path_prob']:.3f}  "
+                f"train loss {r['train_loss']:.4f} acc {100 * r['train_acc']:5.2f}%")
+        if "test_acc" in r:
+            line += f"  test loss {r['test_loss']:.4f} acc {100 * r['test_acc']:5.2f}%"
+            if self.data.top5:
+                line += f" top-5 {100 * r['test_top5']:5.2f}%"
+        return line + f"  {format_duration(r['seconds'])} ({r['images_per_s']:.0f} img/s)"
+
+
+def start_training(config: TrainConfig, run_dir, echo=print) -> TrainRun:
+    refuse_existing_run(run_dir, "train")
+    return TrainRun(config, run_dir, echo)
+
+
+def resume_training(run_dir, echo=print, **changes) -> TrainRun:
+    """Continue a training run from its last epoch checkpoint, with its recorded settings and genotype."""
+    run_dir = Path(run_dir)
+    check_resume(run_dir, changes)
+    state = load_checkpoint(run_dir, kind=CHECKPOINT_KIND)
+    config = TrainConfig.from_dict({**state["config"], **changes})
+    genotype = Genotype.from_dict(state["model_hparams"]["genotype"])
+    run = TrainRun(config, run_dir, echo, genotype=genotype)
+    run.load_state(state)
+    return run
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# loading a trained network
+# ----------------------------------------------------------------------------------------------------------------
+def load_network(path, genotype=None, map_location="cpu") -> tuple[EvalNetwork, dict]:
+    """The trained network in a model file (best.pt / last.pt), a training checkpoint, or a run directory
+    (its last.pt). `genotype` rebuilds the weights into another genotype's network (an error if they do not fit)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / LAST if (p / LAST).is_file() else p / CHECKPOINT
+    p = resolve_checkpoint(p)
+    state = load_checkpoint(p, map_location=map_location)
+    if state["kind"] not in (MODEL_KIND, CHECKPOINT_KIND):
+        raise DartsNasError(f"{p} holds a {state['kind']!r} checkpoint, not a trained network (give a train run's "
+                            f"last.pt, best.pt or checkpoint.pt)")
+    hparams = dict(state["model_hparams"])
+    if genotype is not None:
+        g = genotype if isinstance(genotype, Genotype) else load_genotype(genotype)
+        hparams["genotype"] = g.to_dict()
+    model = network_from_hparams(hparams)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines()[1:] if ln.strip()]
+        detail = "; ".join(lines)[:300] or str(e)[:300]
+        raise DartsNasError(f"{p}: the weights do not fit the network of this genotype ({detail})") from None
+    return model, state
+
+
+def evaluate_checkpoint(path, device="auto", data=None, dataset=None, batch_size=None, genotype=None,
+                        test_limit=None, progress=True, echo=print) -> dict:
+    """Test accuracy of a trained network on the test split of the dataset it was trained on (or another path)."""
+    model, state = load_network(path, genotype)
+    config = TrainConfig.from_dict(state["config"])
+    overrides = {k: v for k, v in dict(data=data, dataset=dataset, batch_size=batch_size, test_limit=test_limit,
+                                       device=device).items() if v is not None}
+    config = TrainConfig.from_dict({**config.to_dict(), **overrides}).validate()
+    dev = resolve_device(config.device)
+    test_data = load_train_data(config, dev, need_train=False)
+    for note in test_data.notes:
+        echo(f"note: {note}")
+    if len(test_data.classes) != model.hparams["num_classes"]:
+        raise DartsNasError(f"the network has {model.hparams['num_classes']} classes but {config.dataset} at "
+                            f"{config.data} has {len(test_data.classes)}")
+    model.to(dev)
+    result = evaluate_model(model, test_data.test, config.precision, progress=progress)
+    result.update(epoch=state["epoch"], dataset=config.dataset)
+    return result

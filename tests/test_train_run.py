@@ -1,0 +1,350 @@
+"""Training from scratch: the loss, schedules, run directory, resume, evaluate, ImageNet-style folders, errors."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from darts_nas.cli import main
+from darts_nas.config import TrainConfig, train_preset_config
+from darts_nas.data.augment import color_jitter, hsv_to_rgb, rgb_to_hsv
+from darts_nas.data.stream import StreamingLoader, list_image_folder, random_resized_crop_box
+from darts_nas.errors import DartsNasError
+from darts_nas.genotype import get_genotype
+from darts_nas.nets import NetworkCIFAR
+from darts_nas.run.search import SearchRun
+from darts_nas.config import SearchConfig
+from darts_nas.run.train import (TrainRun, evaluate_checkpoint, load_network, resume_training, start_training,
+                                 training_loss)
+
+TINY = dict(dataset="synthetic", synthetic_size=64, image_size=16, channels=4, layers=3, batch_size=16, epochs=3,
+            progress=False, device="cpu", log_every=2, cutout=4)
+
+
+def tiny(**kw) -> TrainConfig:
+    return TrainConfig(**{**TINY, **kw})
+
+
+def quiet(*a, **k):
+    pass
+
+
+def strip_times(history):
+    return [{k: v for k, v in h.items() if k not in ("seconds", "train_seconds", "images_per_s")} for h in history]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def test_training_loss_is_cross_entropy_plus_weighted_auxiliary():
+    torch.manual_seed(0)
+    model = NetworkCIFAR(get_genotype("DARTS_V2"), C=4, num_classes=5, layers=3).train()
+    x, y = torch.randn(6, 3, 16, 16), torch.tensor([0, 1, 2, 3, 4, 0])
+    eps, K = 0.1, 5
+    loss, logits = training_loss(model, x, y, 0.4, eps)
+    with torch.no_grad():
+        logits2, aux = model.forward_with_aux(x)  # batch-statistics BN: same input, same output
+
+    def smoothed(z):  # -(1 - eps) log p_y - eps/K sum_k log p_k, averaged over the batch
+        logp = z.double().log_softmax(1)
+        return (-(1 - eps) * logp[torch.arange(6), y] - eps / K * logp.sum(1)).mean()
+
+    expected = smoothed(logits2) + 0.4 * smoothed(aux)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(logits, logits2)
+
+
+def test_bf16_autocast_step_runs_and_is_close_to_fp32():
+    from darts_nas.run.train import train_step
+    torch.manual_seed(0)
+    a = NetworkCIFAR(get_genotype("DARTS_V2"), C=4, num_classes=5, layers=3).train()
+    b = NetworkCIFAR(get_genotype("DARTS_V2"), C=4, num_classes=5, layers=3).train()
+    b.load_state_dict(a.state_dict())
+    x, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    la, _ = train_step(a, torch.optim.SGD(a.parameters(), lr=0.01), x, y, precision="fp32")
+    lb, logits = train_step(b, torch.optim.SGD(b.parameters(), lr=0.01), x, y, precision="bf16")
+    assert lb.dtype == torch.float32 and torch.isfinite(logits).all()
+    assert lb.item() == pytest.approx(la.item(), rel=0.05)
+
+
+def test_schedules_are_the_recipes():
+    run = TrainRun.__new__(TrainRun)
+    run.config = train_preset_config("darts-cifar10-eval")
+    assert run.lr_at(0) == pytest.approx(0.025)
+    assert run.lr_at(300) == pytest.approx(0.0125)
+    assert run.lr_at(599) == pytest.approx(0.0125 * (1 + math.cos(math.pi * 599 / 600)))
+    assert run.drop_path_at(0) == 0.0 and run.drop_path_at(300) == pytest.approx(0.1)
+    assert run.drop_path_at(599) == pytest.approx(0.2 * 599 / 600)
+    run.config = train_preset_config("darts-imagenet-eval")
+    assert run.lr_at(0) == pytest.approx(0.1) and run.lr_at(10) == pytest.approx(0.1 * 0.97**10)
+    c = run.config
+    assert (c.batch_size, c.weight_decay, c.label_smoothing, c.epochs, c.channels, c.layers, c.auxiliary_weight) == \
+        (128, 3e-5, 0.1, 250, 48, 14, 0.4)
+    c = train_preset_config("darts-cifar10-eval")
+    assert (c.batch_size, c.lr, c.lr_min, c.momentum, c.weight_decay, c.grad_clip, c.cutout, c.drop_path_prob,
+            c.auxiliary_weight, c.epochs, c.channels, c.layers) == (96, 0.025, 0.0, 0.9, 3e-4, 5.0, 16, 0.2, 0.4,
+                                                                   600, 36, 20)
+
+
+def _manual_accuracy(model_path, config):
+    """Accuracy of the saved weights computed without the library's loaders: normalize by hand, argmax."""
+    from darts_nas.data import load_dataset
+    from darts_nas.nets import network_from_hparams
+
+    state = torch.load(model_path, weights_only=True)
+    model = network_from_hparams(state["model_hparams"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    train = load_dataset("synthetic", synthetic_size=config.synthetic_size, image_size=config.image_size,
+                         seed=config.seed, train=True)
+    test = load_dataset("synthetic", synthetic_size=config.synthetic_size // 4, image_size=config.image_size,
+                        seed=config.seed, train=False)
+    mean = torch.tensor(train.mean).view(1, 3, 1, 1)
+    std = torch.tensor(train.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        pred = model((test.images.float() / 255 - mean) / std).argmax(1)
+    return (pred == test.labels).float().mean().item()
+
+
+def test_run_writes_its_files_and_evaluate_agrees(tmp_path):
+    c = tiny(epochs=2)
+    result = start_training(c, tmp_path, echo=quiet).run()
+    assert result.finished and result.epochs_done == 2
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"checkpoint.pt", "last.pt", "best.pt", "metrics.jsonl", "config.json", "network.json", "genotype.txt",
+            "genotype.json"} <= names
+    lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2]
+    assert [r["drop_path_prob"] for r in lines] == [0.0, pytest.approx(0.1)]
+    assert all({"train_loss", "test_acc", "test_top5", "lr", "images_per_s"} <= set(r) for r in lines)
+    net = json.loads((tmp_path / "network.json").read_text())
+    assert net["params"] < net["params_total"] and net["multiply_adds"] > 0
+    manual = _manual_accuracy(tmp_path / "last.pt", c)
+    assert lines[-1]["test_acc"] == pytest.approx(manual)
+    r = evaluate_checkpoint(tmp_path, device="cpu", progress=False, echo=quiet)
+    assert r["top1"] == pytest.approx(manual) and r["images"] == 16 and r["epoch"] == 2
+    best = max(lines, key=lambda r: r["test_acc"])
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["epoch"] == best["epoch"]
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    straight = start_training(tiny(), tmp_path / "a", echo=quiet)
+    straight.run()
+    first = start_training(tiny(), tmp_path / "b", echo=quiet)
+    assert not first.run(stop_after=1).finished
+    resumed = resume_training(tmp_path / "b", echo=quiet)
+    assert resumed.epoch == 1
+    resumed.run()
+    sa, sb = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert strip_times(straight.history) == strip_times(resumed.history)
+
+
+def test_resume_refuses_changes_and_other_checkpoints(tmp_path):
+    start_training(tiny(epochs=1), tmp_path / "t", echo=quiet).run()
+    with pytest.raises(DartsNasError, match="drop --lr"):
+        resume_training(tmp_path / "t", lr=0.1)
+    with pytest.raises(DartsNasError, match="already holds a run"):
+        start_training(tiny(epochs=1), tmp_path / "t", echo=quiet)
+    search = SearchRun(SearchConfig(dataset="synthetic", synthetic_size=64, channels=4, layers=3, nodes=2,
+                                    batch_size=16, epochs=1, progress=False, device="cpu"), tmp_path / "s", quiet)
+    search.run()
+    with pytest.raises(DartsNasError, match="'darts-nas/search' checkpoint, not a 'darts-nas/train' one"):
+        resume_training(tmp_path / "s")
+    with pytest.raises(DartsNasError, match="not a trained network"):
+        load_network(tmp_path / "s")
+    # The weights of one genotype's network do not load into another's.
+    with pytest.raises(DartsNasError, match="do not fit the network"):
+        load_network(tmp_path / "t" / "last.pt", genotype="NASNet")
+
+
+def test_nan_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = start_training(tiny(epochs=3, grad_clip=0.0), tmp_path, echo=quiet)
+    run.run(stop_after=1)
+    good = {k: v.clone() for k, v in run.model.state_dict().items()}
+    run.lr_at = lambda epoch: 1e30  # epoch 2 diverges
+    with pytest.raises(DartsNasError, match=r"became (nan|inf) in epoch 2.*last good checkpoint \(epoch 1\)"):
+        run.run()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1
+    assert all(torch.equal(state["model"][k], good[k]) for k in good)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_bench_train_smoke(capsys):
+    assert main(["bench", "train", "--batch-size", "4", "--channels", "4", "--layers", "3", "--steps", "1",
+                 "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "DARTS_V2" in out and "img/s" in out
+
+
+def test_sample_demo_preset_and_limits(tmp_path):
+    c = train_preset_config("eval-demo", channels=4, layers=3, epochs=1, limit=64, test_limit=40, progress=False,
+                            device="cpu")
+    run = start_training(c, tmp_path, echo=quiet)
+    assert len(run.data.train) == 64 and len(run.data.test) == 40
+    run.run()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ImageNet-style folders
+# ---------------------------------------------------------------------------------------------------------------
+def _make_folder(root, classes=("n01", "n02", "n03"), per_class=(6, 2), seed=0):
+    rng = np.random.default_rng(seed)
+    for split, n in zip(("train", "val"), per_class):
+        for k, cls in enumerate(classes):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                w, h = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+                base = np.zeros((h, w, 3), np.uint8)
+                base[..., k % 3] = 200
+                noise = rng.integers(0, 50, (h, w, 3), dtype=np.uint8)
+                Image.fromarray(base + noise).save(d / f"img{i}.JPEG", format="JPEG")
+    return root
+
+
+def test_imagenet_pipeline_trains_on_a_tiny_folder(tmp_path):
+    root = _make_folder(tmp_path / "imagenet")
+    c = train_preset_config("darts-imagenet-eval", data=str(root), image_size=64, channels=4, layers=3,
+                            batch_size=6, epochs=2, workers=0, progress=False, device="cpu")
+    run = start_training(c, tmp_path / "run", echo=quiet)
+    assert type(run.model).__name__ == "NetworkImageNet" and run.data.top5
+    assert len(run.data.train) == 18 and len(run.data.test) == 6
+    x, y = next(iter(run.data.train.epoch(torch.Generator().manual_seed(0))))
+    assert x.shape == (6, 3, 64, 64) and x.dtype == torch.float32 and y.shape == (6,)
+    xe, ye = next(iter(run.data.test.eval_batches()))
+    assert xe.shape == (6, 3, 64, 64) and ye.tolist() == [0, 0, 1, 1, 2, 2]
+    result = run.run()
+    assert result.finished and "test_top5" in result.history[-1]
+    assert result.history[-1]["test_top5"] == 1.0  # 3 classes: the top 5 always hold the label
+    r = evaluate_checkpoint(tmp_path / "run" / "best.pt", device="cpu", progress=False, echo=quiet)
+    assert r["images"] == 6
+
+
+def test_streaming_batches_do_not_depend_on_workers(tmp_path):
+    root = _make_folder(tmp_path / "f", per_class=(4, 1))
+    files, labels, classes = list_image_folder(root / "train")
+    assert classes == ["n01", "n02", "n03"] and len(files) == 12
+    batches = []
+    for workers in (0, 2):
+        loader = StreamingLoader(files, labels, 4, "cpu", image_size=32, brightness=0.4, contrast=0.4,
+                                 saturation=0.4, hue=0.2, workers=workers)
+        batches.append(list(loader.epoch(torch.Generator().manual_seed(3))))
+    assert len(batches[0]) == 3
+    for (xa, ya), (xb, yb) in zip(*batches):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_training_folder_needs_train_and_val(tmp_path):
+    (tmp_path / "only" / "train" / "a").mkdir(parents=True)
+    c = train_preset_config("darts-imagenet-eval", data=str(tmp_path / "only"), device="cpu")
+    with pytest.raises(DartsNasError, match=r"expected .*/train/<class>/<image> and .*/val/<class>/<image>"):
+        TrainRun(c, tmp_path / "run", quiet)
+    root = _make_folder(tmp_path / "mismatch")
+    (root / "val" / "n03").rename(root / "val" / "n04")
+    c = train_preset_config("darts-imagenet-eval", data=str(root), device="cpu", workers=0)
+    with pytest.raises(DartsNasError, match="different class folders"):
+        TrainRun(c, tmp_path / "run2", quiet)
+
+
+def test_random_resized_crop_boxes():
+    rng = np.random.default_rng(0)
+    fallbacks = 0
+    for _ in range(2000):
+        W, H = int(rng.integers(20, 400)), int(rng.integers(20, 400))
+        left, top, w, h = random_resized_crop_box(W, H, rng)
+        assert 0 <= left and left + w <= W and 0 <= top and top + h <= H and w > 0 and h > 0
+        area = w * h / (W * H)
+        if not 0.075 <= area <= 1.0:
+            fallbacks += 1
+        assert 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1 or (w, h) in ((W, H),)
+    # extreme aspect ratios fall back to the largest centred crop within the ratio range
+    assert random_resized_crop_box(1000, 10, np.random.default_rng(0), scale=(0.99, 1.0)) == (493, 0, 13, 10)
+
+
+def test_hsv_round_trip_and_colorsys():
+    import colorsys
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 4, 4, dtype=torch.float64)
+    x[0, :, 0, 0] = 0.5  # grey: hue and saturation 0
+    hsv = rgb_to_hsv(x)
+    for n in range(3):
+        for i in range(4):
+            for j in range(4):
+                ref = colorsys.rgb_to_hsv(*x[n, :, i, j].tolist())
+                assert hsv[n, :, i, j].tolist() == pytest.approx(ref, abs=1e-12)
+    torch.testing.assert_close(hsv_to_rgb(hsv), x)
+
+
+def test_color_jitter():
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 8, 8) * 0.5 + 0.25
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(color_jitter(x, g), x)  # no strength: identity
+    y = color_jitter(x, torch.Generator().manual_seed(0), brightness=0.4)
+    ratio = (y / x).reshape(16, -1)
+    unclipped = (y < 1).reshape(16, -1).all(1)
+    assert torch.allclose(ratio[unclipped], ratio[unclipped][:, :1].expand_as(ratio[unclipped]), atol=1e-5)
+    assert ratio.min() >= 0.6 - 1e-5 and ratio.max() <= 1.4 + 1e-5
+    # a hue shift keeps value (max channel) and saturation, and moves hue by one amount per image
+    z = color_jitter(x, torch.Generator().manual_seed(1), hue=0.2)
+    hx, hz = rgb_to_hsv(x), rgb_to_hsv(z)
+    torch.testing.assert_close(hz[:, 1:], hx[:, 1:], atol=1e-5, rtol=1e-5)
+    shift = ((hz[:, 0] - hx[:, 0] + 0.5) % 1.0 - 0.5).reshape(16, -1)
+    assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-4) and shift.abs().max() <= 0.2 + 1e-5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the command line
+# ---------------------------------------------------------------------------------------------------------------
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "darts_nas.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_train_evaluate_info(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "synthetic", "--synthetic-size", "64", "--image-size", "16", "--channels",
+                 "4", "--layers", "3", "--batch-size", "16", "--epochs", "1", "--device", "cpu", "--no-progress",
+                 "--out", str(out), "--genotype", "PDARTS"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "final test accuracy" in text and "PDARTS cell" in text
+    assert main(["evaluate", str(out / "last.pt"), "--device", "cpu", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["images"] == 16
+    assert main(["info", str(out), "--channels", "4", "--layers", "3", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["genotype"] == get_genotype("PDARTS").to_text()
+    assert info["params"] == json.loads((out / "network.json").read_text())["params"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--genotype", "NOT_A_CELL", "--device", "cpu"], "cannot load genotype 'NOT_A_CELL'"),
+    (["train", "--genotype", "Genotype(normal=[('sep_conv_9x9', 0), ('skip_connect', 1)], normal_concat=[2], "
+                             "reduce=[('skip_connect', 0), ('skip_connect', 1)], reduce_concat=[2])"],
+     "unknown op 'sep_conv_9x9'"),
+    (["train", "--dataset", "cifar10", "--data", "/nonexistent/x", "--no-download", "--device", "cpu"],
+     "CIFAR-10 not found"),
+    (["evaluate", "/nonexistent/best.pt"], "no checkpoint at"),
+    (["info", "NOT_A_CELL"], "cannot load genotype"),
+    (["info", "darts_v2_imagenet", "--dataset", "cifar10"], "drop --dataset"),
+    (["train", "--drop-path-prob", "1.5"], "--drop-path-prob must be in"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, message):
+    p = run_cli(*args, cwd=tmp_path)
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr
+    assert p.stderr.startswith("darts-nas: error:") and message in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_cli_evaluate_of_a_search_checkpoint_is_refused(tmp_path):
+    SearchRun(SearchConfig(dataset="synthetic", synthetic_size=64, channels=4, layers=3, nodes=2, batch_size=16,
+                           epochs=1, progress=False, device="cpu"), tmp_path / "s", quiet).run()
+    p = run_cli("evaluate", str(tmp_path / "s"))
+    assert p.returncode == 2 and "not a trained network" in p.stderr and "Traceback" not in p.stderr
