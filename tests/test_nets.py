@@ -41,7 +41,7 @@ def test_parameter_counts_match_the_papers(darts_v2_cifar):
     assert sum(q.numel() for q in darts_v2_cifar.parameters()) == p + aux
     imagenet = create_model("darts_v2_imagenet")
     assert round(count_parameters(imagenet) / 1e6, 1) == 4.7
-    # Other papers' figures on the same networks: PC-DARTS 3.6M / 5.3M, P-DARTS 3.4M / 4.9M, DARTS first order 3.3M.
+    # Other papers' figures on the same networks: PC-DARTS 3.6M / 5.3M, P-DARTS 3.4M / 4.9M.
     assert round(count_parameters(create_model("pc_darts_cifar10")) / 1e6, 1) == 3.6
     assert round(count_parameters(create_model("pdarts_cifar10")) / 1e6, 1) == 3.4
     assert round(count_parameters(create_model("pc_darts_imagenet")) / 1e6, 1) == 5.3
@@ -175,8 +175,19 @@ def test_drop_path_skips_identity_and_eval_mode():
     g_conv = Genotype(normal=[("sep_conv_3x3", 0), ("sep_conv_3x3", 1)], normal_concat=[2],
                       reduce=[("skip_connect", 0), ("skip_connect", 1)], reduce_concat=[2])
     cell = EvalCell(g_conv.normal, g_conv.normal_concat, 4, 4, 4, False, False).train()
-    torch.manual_seed(1)
-    assert not torch.allclose(cell(s0, s1, 0.5), cell(s0, s1, 0.0))
+    s0, s1 = torch.randn(64, 4, 5, 5), torch.randn(64, 4, 5, 5)
+    with torch.no_grad():
+        a = cell.ops[0](cell.preprocess0(s0))  # BN on batch statistics: the same batch gives the same outputs
+        b = cell.ops[1](cell.preprocess1(s1))
+        torch.manual_seed(1)
+        out = cell(s0, s1, 0.5)
+    # every sample is one of: both ops dropped, one kept, both kept, each kept op scaled by 1/keep = 2
+    combos = torch.stack([torch.zeros_like(a), 2 * a, 2 * b, 2 * (a + b)], 0)
+    err = (out.unsqueeze(0) - combos).flatten(2).abs().amax(2)   # [4 combos, 64 samples]
+    best = err.argmin(0)
+    assert (err.min(0).values < 1e-5).all()
+    counts = torch.bincount(best, minlength=4)
+    assert (counts > 0).all()  # with 64 samples at p=0.5 each combination occurs (chance of a miss < 1e-7)
     cell.eval()
     torch.testing.assert_close(cell(s0, s1, 0.5), cell(s0, s1, 0.0))
 
@@ -217,3 +228,43 @@ def test_network_rebuilds_from_hparams():
     b.load_state_dict(a.state_dict())
     with pytest.raises(DartsNasError, match="cannot rebuild"):
         network_from_hparams({"kind": "resnet"})
+
+
+def test_auxiliary_heads_are_the_papers():
+    cifar = create_model("darts_v2_cifar10").auxiliary_head
+    assert (cifar.pool.kernel_size, cifar.pool.stride, cifar.pool.count_include_pad) == (5, 3, False)
+    kinds = [type(m).__name__ for m in cifar.features]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU"]
+    assert cifar.features[0].kernel_size == (1, 1) and cifar.features[0].out_channels == 128
+    assert cifar.features[3].kernel_size == (2, 2) and cifar.features[3].out_channels == 768
+    # on the paper's 8x8 map: pool -> 2x2, 2x2 conv -> 1x1, so the classifier sees exactly 768 features
+    x = torch.randn(2, 576, 8, 8)
+    pooled = F.avg_pool2d(F.relu(x), 5, 3, 0, count_include_pad=False)
+    cifar.eval()
+    manual = cifar.classifier(torch.flatten(cifar.features(pooled), 1))
+    torch.testing.assert_close(cifar(x), manual)
+    by_hand = 576 * 128 + 2 * 128 + 128 * 768 * 4 + 2 * 768 + 768 * 10 + 10
+    assert sum(p.numel() for p in cifar.parameters()) == by_hand
+    imagenet = NetworkImageNet(get_genotype("DARTS_V2"), C=8, num_classes=5, layers=5).auxiliary_head
+    assert (imagenet.pool.kernel_size, imagenet.pool.stride) == (5, 2)
+    assert [type(m).__name__ for m in imagenet.features] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "ReLU"]
+
+
+@pytest.mark.parametrize("kind, size", [("cifar", 20), ("cifar", 24), ("cifar", 28), ("cifar", 16), ("cifar", 12),
+                                        ("imagenet", 160), ("imagenet", 192), ("imagenet", 64)])
+def test_every_accepted_input_size_trains(kind, size):
+    """Sizes whose auxiliary map is too small for a 2x2 pooled output fall back to adaptive pooling."""
+    g = get_genotype("DARTS_V2")
+    net = NetworkCIFAR(g, C=4, layers=3) if kind == "cifar" else NetworkImageNet(g, C=4, layers=3, num_classes=10)
+    logits, aux = net.train().forward_with_aux(torch.randn(2, 3, size, size))
+    assert logits.shape == aux.shape == (2, 10)
+
+
+def test_input_sizes_the_networks_cannot_take_are_refused():
+    from darts_nas.nets import check_input_size
+    with pytest.raises(DartsNasError, match="multiple of 4"):
+        check_input_size("cifar", 30)
+    with pytest.raises(DartsNasError, match="multiple of 32"):
+        check_input_size("imagenet", 200)
+    with pytest.raises(DartsNasError, match="multiple of 4"):
+        profile_network(create_model("darts_v2_cifar10", C=4, layers=3), 30)

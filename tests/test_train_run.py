@@ -20,8 +20,8 @@ from darts_nas.genotype import get_genotype
 from darts_nas.nets import NetworkCIFAR
 from darts_nas.run.search import SearchRun
 from darts_nas.config import SearchConfig
-from darts_nas.run.train import (TrainRun, evaluate_checkpoint, load_network, resume_training, start_training,
-                                 training_loss)
+from darts_nas.run.train import (TrainRun, evaluate_checkpoint, load_network, load_train_data, resume_training,
+                                 start_training, training_loss)
 
 TINY = dict(dataset="synthetic", synthetic_size=64, image_size=16, channels=4, layers=3, batch_size=16, epochs=3,
             progress=False, device="cpu", log_every=2, cutout=4)
@@ -222,8 +222,12 @@ def test_imagenet_pipeline_trains_on_a_tiny_folder(tmp_path):
     result = run.run()
     assert result.finished and "test_top5" in result.history[-1]
     assert result.history[-1]["test_top5"] == 1.0  # 3 classes: the top 5 always hold the label
+    # Evaluation needs only the val split: the normalization and classes are recorded with the weights.
+    import shutil
+    shutil.rmtree(root / "train")
     r = evaluate_checkpoint(tmp_path / "run" / "best.pt", device="cpu", progress=False, echo=quiet)
     assert r["images"] == 6
+    assert r["top1"] == pytest.approx(result.history[result.best["epoch"] - 1]["test_acc"])
 
 
 def test_streaming_batches_do_not_depend_on_workers(tmp_path):
@@ -240,9 +244,33 @@ def test_streaming_batches_do_not_depend_on_workers(tmp_path):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
+def test_unreadable_image_in_a_worker_is_one_message(tmp_path):
+    root = _make_folder(tmp_path / "f", per_class=(2, 1))
+    bad = root / "train" / "n02" / "img1.JPEG"
+    bad.write_bytes(b"not a jpeg")
+    files, labels, _ = list_image_folder(root / "train")
+    loader = StreamingLoader(files, labels, 2, "cpu", image_size=32, workers=2)
+    with pytest.raises(DartsNasError) as info:
+        list(loader.epoch(torch.Generator().manual_seed(0)))
+    message = str(info.value)
+    assert message.startswith(f"cannot read image {bad}") and "\n" not in message and "Traceback" not in message
+
+
+def test_test_limit_on_folders_keeps_classes_beyond_the_first(tmp_path):
+    root = _make_folder(tmp_path / "f", per_class=(2, 4))
+    c = train_preset_config("darts-imagenet-eval", data=str(root), image_size=32, test_limit=4, workers=0,
+                            device="cpu")
+    data = load_train_data(c, torch.device("cpu"), need_train=False)
+    labels = torch.cat([y for _, y in data.test.eval_batches()])
+    assert len(labels) == 4 and len(set(labels.tolist())) > 1  # the first 4 would all be class 0
+
+
 def test_training_folder_needs_train_and_val(tmp_path):
     (tmp_path / "only" / "train" / "a").mkdir(parents=True)
     c = train_preset_config("darts-imagenet-eval", data=str(tmp_path / "only"), device="cpu")
+    with pytest.raises(DartsNasError, match=r"expected the test images in .*/val/<class>/<image>"):
+        TrainRun(c, tmp_path / "run", quiet)
+    c = train_preset_config("darts-imagenet-eval", data=str(tmp_path), device="cpu")
     with pytest.raises(DartsNasError, match=r"expected .*/train/<class>/<image> and .*/val/<class>/<image>"):
         TrainRun(c, tmp_path / "run", quiet)
     root = _make_folder(tmp_path / "mismatch")
@@ -254,15 +282,22 @@ def test_training_folder_needs_train_and_val(tmp_path):
 
 def test_random_resized_crop_boxes():
     rng = np.random.default_rng(0)
-    fallbacks = 0
+    areas = []
     for _ in range(2000):
-        W, H = int(rng.integers(20, 400)), int(rng.integers(20, 400))
+        W, H = int(rng.integers(100, 400)), int(rng.integers(100, 400))
         left, top, w, h = random_resized_crop_box(W, H, rng)
         assert 0 <= left and left + w <= W and 0 <= top and top + h <= H and w > 0 and h > 0
-        area = w * h / (W * H)
-        if not 0.075 <= area <= 1.0:
-            fallbacks += 1
-        assert 3 / 4 * 0.9 <= w / h <= 4 / 3 * 1.1 or (w, h) in ((W, H),)
+        areas.append(w * h / (W * H))
+        if (w, h) != (W, H):  # not the fallback: the sampled aspect ratio, up to rounding
+            assert 3 / 4 * 0.95 <= w / h <= 4 / 3 * 1.05
+    areas = np.array(areas)
+    assert areas.min() >= 0.08 * 0.95 and areas.max() <= 1.0
+    # On a square image every crop of area fraction <= 3/4 fits whatever its aspect ratio, so below 3/4 the
+    # accepted fractions are uniform: as many in [0.08, 0.39) as in [0.39, 0.70).
+    sq = np.array([(lambda b: b[2] * b[3] / 320**2)(random_resized_crop_box(320, 320, rng)) for _ in range(4000)])
+    low, high = ((sq >= 0.08) & (sq < 0.39)).sum(), ((sq >= 0.39) & (sq < 0.70)).sum()
+    assert abs(low - high) < 4 * math.sqrt(low + high)
+    assert ((sq >= 0.70) & (sq <= 1.0)).sum() > 0
     # extreme aspect ratios fall back to the largest centred crop within the ratio range
     assert random_resized_crop_box(1000, 10, np.random.default_rng(0), scale=(0.99, 1.0)) == (493, 0, 13, 10)
 
@@ -281,6 +316,36 @@ def test_hsv_round_trip_and_colorsys():
     torch.testing.assert_close(hsv_to_rgb(hsv), x)
 
 
+def test_evaluate_model_top1_top5_by_hand():
+    from darts_nas.data import DeviceLoader
+    from darts_nas.data.dataset import ImageDataset
+    from darts_nas.run.train import evaluate_model
+
+    torch.manual_seed(0)
+    n, k = 23, 9
+    scores = torch.randn(n, k)
+    labels = torch.randint(0, k, (n,))
+    # the "image" carries its index in its first pixel; the model looks its scores up
+    images = torch.zeros(n, 3, 4, 4, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.arange(n, dtype=torch.uint8)
+    ds = ImageDataset(images, labels, [str(i) for i in range(k)], (0.0, 0.0, 0.0), (1 / 255, 1, 1), "t")
+
+    class Lookup(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return scores[x[:, 0, 0, 0].round().long()] + self.w
+
+    r = evaluate_model(Lookup(), DeviceLoader(ds, torch.arange(n), 5, "cpu", augment=False))
+    ranks = [(scores[i] > scores[i, labels[i]]).sum().item() for i in range(n)]  # labels outranking the true one
+    assert r["top1"] == pytest.approx(sum(r_ == 0 for r_ in ranks) / n)
+    assert r["top5"] == pytest.approx(sum(r_ < 5 for r_ in ranks) / n)
+    assert r["loss"] == pytest.approx(F.cross_entropy(scores, labels).item(), rel=1e-6)
+    assert 0 < r["top1"] < r["top5"] < 1 and r["images"] == n
+
+
 def test_color_jitter():
     torch.manual_seed(0)
     x = torch.rand(16, 3, 8, 8) * 0.5 + 0.25
@@ -297,6 +362,24 @@ def test_color_jitter():
     torch.testing.assert_close(hz[:, 1:], hx[:, 1:], atol=1e-5, rtol=1e-5)
     shift = ((hz[:, 0] - hx[:, 0] + 0.5) % 1.0 - 0.5).reshape(16, -1)
     assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-4) and shift.abs().max() <= 0.2 + 1e-5
+
+    def gray(t):
+        return 0.299 * t[:, 0:1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:3]
+
+    # contrast: y - m = f (x - m) with m the image's mean grey level, one f per image in [0.6, 1.4]
+    y = color_jitter(x, torch.Generator().manual_seed(2), contrast=0.4)
+    m = gray(x).mean((1, 2, 3), keepdim=True)
+    f = ((y - m) / (x - m)).reshape(16, -1)
+    assert torch.allclose(f, f.median(1, keepdim=True).values.expand_as(f), atol=1e-3)
+    assert f.min() >= 0.6 - 1e-3 and f.max() <= 1.4 + 1e-3
+    # saturation: y - g = f (x - g) with g each pixel's grey level
+    y = color_jitter(x, torch.Generator().manual_seed(3), saturation=0.4)
+    d = x - gray(x)
+    f = ((y - gray(x))[d.abs() > 0.02] / d[d.abs() > 0.02])
+    assert f.min() >= 0.6 - 1e-3 and f.max() <= 1.4 + 1e-3
+    # strengths above 1 never give negative factors (which would invert the image)
+    y = color_jitter(x, torch.Generator().manual_seed(4), brightness=3.0)
+    assert (y >= 0).all() and ((y / x).reshape(16, -1).min(1).values >= -1e-6).all()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -317,7 +400,7 @@ def test_cli_train_evaluate_info(tmp_path, capsys):
     assert main(["evaluate", str(out / "last.pt"), "--device", "cpu", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["images"] == 16
-    assert main(["info", str(out), "--channels", "4", "--layers", "3", "--json"]) == 0
+    assert main(["info", str(out), "--json"]) == 0  # a training run: the network it trained
     info = json.loads(capsys.readouterr().out)
     assert info["genotype"] == get_genotype("PDARTS").to_text()
     assert info["params"] == json.loads((out / "network.json").read_text())["params"]
@@ -334,6 +417,8 @@ def test_cli_train_evaluate_info(tmp_path, capsys):
     (["info", "NOT_A_CELL"], "cannot load genotype"),
     (["info", "darts_v2_imagenet", "--dataset", "cifar10"], "drop --dataset"),
     (["train", "--drop-path-prob", "1.5"], "--drop-path-prob must be in"),
+    (["train", "--dataset", "imagenet", "--image-size", "200"], "multiple of 32"),
+    (["info", "DARTS_V2", "--image-size", "30"], "multiple of 4"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, message):
     p = run_cli(*args, cwd=tmp_path)

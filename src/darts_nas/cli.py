@@ -46,8 +46,7 @@ def _cmd_search(args) -> int:
     try:
         result = run.run(stop_after=args.stop_after)
     except KeyboardInterrupt:
-        print(f"\ninterrupted after epoch {run.epoch}; continue with: darts-nas search --resume {run.run_dir}",
-              file=sys.stderr)
+        print(_interrupted(run, "search"), file=sys.stderr)
         return 130
     if not result.finished:
         print(f"stopped after epoch {result.epochs_done}/{run.config.epochs}; continue with: "
@@ -57,6 +56,12 @@ def _cmd_search(args) -> int:
     print(f"\nderived cell ({run.config.dataset}, {result.epochs_done} epochs):\n{result.genotype.to_text()}")
     print(f"outputs in {d}/: genotype.txt, genotype.json, alphas.json, metrics.jsonl, checkpoint.pt, config.json")
     return 0
+
+
+def _interrupted(run, command: str) -> str:
+    if run.epoch == 0:
+        return f"\ninterrupted before the first epoch finished: there is no checkpoint to resume ({run.run_dir})"
+    return f"\ninterrupted after epoch {run.epoch}; continue with: darts-nas {command} --resume {run.run_dir}"
 
 
 def _cmd_train(args) -> int:
@@ -79,8 +84,7 @@ def _cmd_train(args) -> int:
     try:
         result = run.run(stop_after=args.stop_after)
     except KeyboardInterrupt:
-        print(f"\ninterrupted after epoch {run.epoch}; continue with: darts-nas train --resume {run.run_dir}",
-              file=sys.stderr)
+        print(_interrupted(run, "train"), file=sys.stderr)
         return 130
     if not result.finished:
         print(f"stopped after epoch {result.epochs_done}/{run.config.epochs}; continue with: "
@@ -108,14 +112,23 @@ def _cmd_evaluate(args) -> int:
 
 
 def _network_for_info(spec: str, dataset: str | None, channels, layers, num_classes):
-    from .nets import build_network, create_model, list_models
+    """A zoo name, a training run directory (its own network), or any genotype spec in the paper's network."""
+    from .nets import build_network, create_model, model_dataset, network_from_hparams
 
     kwargs = {k: v for k, v in dict(C=channels, layers=layers, num_classes=num_classes).items() if v is not None}
-    key = spec.strip().lower().replace("-", "_")
-    if key in list_models():
+    zoo_dataset = model_dataset(spec)
+    if zoo_dataset is not None:
         if dataset is not None:
             raise DartsNasError(f"{spec} is a model name that fixes its dataset; drop --dataset")
-        return create_model(key, **kwargs), key.rsplit("_", 1)[1] if not key.endswith("cifar100") else "cifar100"
+        return create_model(spec, **kwargs), zoo_dataset
+    network_file = Path(spec).expanduser() / "network.json"
+    if dataset is None and not kwargs and network_file.is_file():  # a training run: the network it trained
+        try:
+            hparams = json.loads(network_file.read_text())["hparams"]
+            trained_on = json.loads((network_file.parent / "config.json").read_text())["dataset"]
+        except (OSError, ValueError, KeyError) as e:
+            raise DartsNasError(f"{network_file}: cannot read the run's network ({e})") from None
+        return network_from_hparams(hparams), trained_on
     dataset = dataset or "cifar10"
     return build_network(spec, dataset, **kwargs), dataset
 
@@ -124,7 +137,7 @@ def _cmd_info(args) -> int:
     from .nets.profile import profile_network
 
     model, dataset = _network_for_info(args.genotype, args.dataset, args.channels, args.layers, args.num_classes)
-    size = args.image_size or (224 if dataset == "imagenet" else 32)
+    size = args.image_size or (224 if model.hparams["kind"] == "imagenet" else 32)
     p = profile_network(model, size)
     h = model.hparams
     if args.json:
@@ -254,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset kind (default: the one it was trained with)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--limit", type=int, help="only the first N test images")
+    p.add_argument("--limit", type=int, help="only N test images (the first N of CIFAR, a seeded random N of folders)")
     p.add_argument("--genotype", help="load the weights into this genotype's network instead of the recorded one")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_evaluate)

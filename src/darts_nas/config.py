@@ -117,8 +117,8 @@ class TrainConfig:
     download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
     image_size: int = _f(32, "input side (folder: images resized to it; imagenet: crop size)")
     synthetic_size: int = _f(1024, "training images in the synthetic dataset")
-    limit: int = _f(0, "use only the first N training images (0: all), for reduced runs")
-    test_limit: int = _f(0, "evaluate on the first N test images only (0: all), for reduced runs")
+    limit: int = _f(0, "use only N training images (0: all): the first N of CIFAR, a seeded random N of folders")
+    test_limit: int = _f(0, "evaluate on N test images only (0: all), chosen as --limit chooses")
     workers: int = _f(4, "decoding processes for --dataset imagenet")
     # optimization
     epochs: int = _f(600, "training epochs")
@@ -171,6 +171,12 @@ class TrainConfig:
             problems.append("--hue must be at most 0.5")
         if self.network_kind() == "imagenet" and self.channels % 2:
             problems.append("--channels must be even for the ImageNet network (its stem halves C)")
+        if self.dataset in ("folder", "imagenet", "synthetic"):  # CIFAR and the sample are 32x32 whatever is asked
+            from .nets import check_input_size
+            try:
+                check_input_size(self.network_kind(), self.image_size)
+            except DartsNasError as e:
+                problems.append(f"--image-size: {e}")
         if problems:
             raise DartsNasError("; ".join(problems))
         return self

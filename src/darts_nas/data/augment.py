@@ -100,15 +100,16 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 def color_jitter(x: torch.Tensor, generator: torch.Generator, brightness: float = 0.0, contrast: float = 0.0,
                  saturation: float = 0.0, hue: float = 0.0) -> torch.Tensor:
-    """Random brightness, contrast and saturation factors in [1 - s, 1 + s] and a hue shift in [-hue, hue] (of the
+    """Random brightness, contrast and saturation factors in [max(0, 1 - s), 1 + s] and a hue shift in [-hue, hue] (of the
     circle), drawn per image, applied in that fixed order to RGB floats in [0, 1], clamped after each step.
 
     The ImageNet recipe's ColorJitter(0.4, 0.4, 0.4, 0.2) applies the four in a random order per image; a fixed
     order keeps the batch one set of tensor ops on the device (the distribution of each factor is the same)."""
     n = x.shape[0]
 
-    def factor(strength):
-        return 1.0 + strength * (2.0 * torch.rand(n, 1, 1, 1, generator=generator, device=x.device) - 1.0)
+    def factor(strength):  # uniform in [max(0, 1 - s), 1 + s]
+        low = max(0.0, 1.0 - strength)
+        return low + (1.0 + strength - low) * torch.rand(n, 1, 1, 1, generator=generator, device=x.device)
 
     if brightness > 0:
         x = (x * factor(brightness)).clamp_(0.0, 1.0)

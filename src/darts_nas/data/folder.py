@@ -34,22 +34,25 @@ def is_image_folder(path) -> bool:
         return False
 
 
-def _decode(path: Path, size: int) -> np.ndarray:
+def open_rgb(path: Path) -> Image.Image:
+    """An image file as an RGB PIL image; an unreadable file is one DartsNasError naming it."""
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
+            return im.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise DartsNasError(f"cannot read image {path}: {e}") from None
 
 
-def load_image_folder(root, image_size: int = 32) -> ImageDataset:
-    """Load root/<class>/<image> (classes = sorted folder names), every image resized to image_size x image_size."""
+def _decode(path: Path, size: int) -> np.ndarray:
+    im = open_rgb(path)
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def list_image_folder(root) -> tuple[list[Path], list[int], list[str]]:
+    """Files, labels and class names (sorted folder names) of root/<class>/<image>, without decoding anything."""
     root = Path(root).expanduser()
-    if not isinstance(image_size, int) or image_size < 1:
-        raise DartsNasError(f"image size must be a positive integer, got {image_size!r}")
     if not root.is_dir():
         raise DartsNasError(f"image folder {root} does not exist" if not root.exists()
                             else f"image folder {root} is a file, expected a directory of class folders")
@@ -63,11 +66,18 @@ def load_image_folder(root, image_size: int = 32) -> ImageDataset:
             raise DartsNasError(f"class folder {d} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         files += images
         labels += [label] * len(images)
+    return files, labels, [d.name for d in class_dirs]
 
+
+def load_image_folder(root, image_size: int = 32) -> ImageDataset:
+    """Load root/<class>/<image> (classes = sorted folder names), every image resized to image_size x image_size."""
+    if not isinstance(image_size, int) or image_size < 1:
+        raise DartsNasError(f"image size must be a positive integer, got {image_size!r}")
+    files, labels, classes = list_image_folder(root)
     pixels = np.empty((len(files), image_size, image_size, 3), dtype=np.uint8)
     for i, f in enumerate(files):
         pixels[i] = _decode(f, image_size)
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
     mean, std = channel_stats(images)
-    return ImageDataset(images, torch.tensor(labels, dtype=torch.int64), [d.name for d in class_dirs],
+    return ImageDataset(images, torch.tensor(labels, dtype=torch.int64), classes,
                         mean, std, "folder")

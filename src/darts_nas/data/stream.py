@@ -10,7 +10,6 @@ crops; worker scheduling cannot change them (each image's crop is seeded by its 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -19,29 +18,10 @@ from PIL import Image
 
 from ..errors import DartsNasError
 from .augment import color_jitter, flip_batch
-from .folder import IMAGE_EXTENSIONS, _class_dirs, _image_files
+from .folder import list_image_folder, open_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def list_image_folder(root) -> tuple[list[Path], list[int], list[str]]:
-    """Files, labels and class names (sorted folder names) of root/<class>/<image>, without decoding anything."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DartsNasError(f"image folder {root} does not exist" if not root.exists()
-                            else f"image folder {root} is a file, expected a directory of class folders")
-    class_dirs = _class_dirs(root)
-    if not class_dirs:
-        raise DartsNasError(f"image folder {root} has no class folders: expected {root}/<class>/<image>")
-    files, labels = [], []
-    for label, d in enumerate(class_dirs):
-        images = _image_files(d)
-        if not images:
-            raise DartsNasError(f"class folder {d} has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-        files += images
-        labels += [label] * len(images)
-    return files, labels, [d.name for d in class_dirs]
 
 
 def random_resized_crop_box(width: int, height: int, rng: np.random.Generator, scale=(0.08, 1.0),
@@ -67,14 +47,6 @@ def random_resized_crop_box(width: int, height: int, rng: np.random.Generator, s
     return (width - w) // 2, (height - h) // 2, w, h
 
 
-def _open_rgb(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DartsNasError(f"cannot read image {path}: {e}") from None
-
-
 def _to_tensor(im: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
 
@@ -92,7 +64,7 @@ class DecodedFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, item):
         index, seed = item
-        im = _open_rgb(self.files[index])
+        im = open_rgb(self.files[index])
         s = self.image_size
         if seed is None:
             w, h = im.size
@@ -136,8 +108,13 @@ class StreamingLoader:
         loader = torch.utils.data.DataLoader(self.data, batch_size=batch_size, sampler=items, drop_last=drop_last,
                                              num_workers=self.workers, pin_memory=self.device.type == "cuda",
                                              persistent_workers=False)
-        for x, y in loader:
-            yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+        try:
+            for x, y in loader:
+                yield (x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+        except DartsNasError as e:
+            # From a worker process the message carries the worker's traceback: keep only the error itself.
+            last = str(e).strip().splitlines()[-1]
+            raise DartsNasError(last.split("DartsNasError: ", 1)[-1]) from None
 
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

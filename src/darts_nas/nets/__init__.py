@@ -21,8 +21,17 @@ DATASET_NETWORKS = {
 }
 NETWORK_KINDS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet}
 
-__all__ = ["AuxiliaryHead", "DATASET_NETWORKS", "EvalCell", "EvalNetwork", "NetworkCIFAR", "NetworkImageNet",
+__all__ = ["AuxiliaryHead", "DATASET_NETWORKS", "check_input_size", "model_dataset", "EvalCell", "EvalNetwork", "NetworkCIFAR", "NetworkImageNet",
            "build_network", "create_model", "drop_path", "list_models", "network_from_hparams"]
+
+
+def check_input_size(kind: str, size: int) -> None:
+    """Refuse input sides the network cannot take: each reduction (FactorizedReduce) halves an even map, so the CIFAR
+    network needs a multiple of 4, and the ImageNet one (whose stem already divides by 8) a multiple of 32."""
+    multiple = 32 if kind == "imagenet" else 4
+    if not isinstance(size, int) or size < multiple or size % multiple:
+        raise DartsNasError(f"the {kind} network needs an input side that is a multiple of {multiple} (its "
+                            f"reductions halve even maps), got {size}")
 
 
 def _as_genotype(genotype) -> Genotype:
@@ -49,6 +58,13 @@ def build_network(genotype, dataset: str = "cifar10", **kwargs) -> EvalNetwork:
 
 def _model_names() -> dict[str, tuple[str, str]]:
     return {f"{g.lower()}_{d}": (g, d) for g in PUBLISHED for d in DATASET_NETWORKS}
+
+
+def model_dataset(name: str) -> str | None:
+    """The dataset of a zoo model name ('darts_v2_cifar100' -> 'cifar100'), None if it is not one."""
+    key = name.strip().lower().replace("-", "_") if isinstance(name, str) else None
+    found = _model_names().get(key)
+    return found[1] if found else None
 
 
 def list_models() -> list[str]:

@@ -65,8 +65,8 @@ class AuxiliaryHead(nn.Module):
     parameter counts). CIFAR: 8x8 input, 5x5 average pool stride 3 -> 2x2. ImageNet: 7x7 input, stride 2 -> 2x2, and
     no BN after the 768-channel conv, as in the published ImageNet experiments. A 2x2 conv then gives 1x1 x 768.
 
-    Smaller maps than the papers' (tiny test images) are pooled adaptively to 2x2 instead; larger maps are averaged
-    to 1x1 before the classifier. At the papers' sizes both are no-ops."""
+    Maps too small for the 5x5 pooling to leave at least 2x2 (small inputs) are pooled adaptively to 2x2 instead;
+    larger maps are averaged to 1x1 before the classifier. At the papers' sizes both are no-ops."""
 
     def __init__(self, C: int, num_classes: int, stride: int, bn_after_conv: bool):
         super().__init__()
@@ -81,7 +81,9 @@ class AuxiliaryHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(x)
-        x = self.pool(x) if min(x.shape[-2:]) >= 5 else F.adaptive_avg_pool2d(x, 2)
+        side = min(x.shape[-2:])
+        pooled = (side - 5) // self.pool.stride + 1 if side >= 5 else 0
+        x = self.pool(x) if pooled >= 2 else F.adaptive_avg_pool2d(x, 2)
         x = self.features(x)
         if x.shape[-1] != 1 or x.shape[-2] != 1:
             x = F.adaptive_avg_pool2d(x, 1)

@@ -48,6 +48,9 @@ def count_multiply_adds(model: torch.nn.Module, input_size: int, in_channels: in
 
 
 def profile_network(model: EvalNetwork, input_size: int) -> NetworkProfile:
+    from . import check_input_size
+
+    check_input_size(model.hparams["kind"], input_size)
     return NetworkProfile(params=count_parameters(model), params_total=count_parameters(model, True),
                           multiply_adds=count_multiply_adds(model, input_size, model.hparams["in_channels"]),
                           input_size=input_size)

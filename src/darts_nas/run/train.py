@@ -52,18 +52,31 @@ class TrainData:
     test: object
     classes: list
     in_channels: int
+    image_size: int
+    mean: tuple
+    std: tuple
     name: str
     top5: bool
     notes: list
 
+    def normalization(self) -> dict:
+        """What evaluating the trained network later needs to see its inputs exactly as in training."""
+        return {"mean": list(self.mean), "std": list(self.std), "classes": list(self.classes)}
 
-def _split_dirs(root: Path) -> tuple[Path, Path]:
-    train = root / "train"
+
+def _test_dir(root: Path) -> Path:
     test = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
-    if not train.is_dir() or test is None:
+    if test is None:
+        raise DartsNasError(f"{root}: expected the test images in {root}/val/<class>/<image> (or test/), beside "
+                            f"{root}/train/<class>/<image>")
+    return test
+
+
+def _train_dir(root: Path) -> Path:
+    if not (root / "train").is_dir():
         raise DartsNasError(f"{root}: expected {root}/train/<class>/<image> and {root}/val/<class>/<image> "
                             f"(or test/) for training from scratch")
-    return train, test
+    return root / "train"
 
 
 def _same_classes(train_classes, test_classes, where) -> None:
@@ -73,66 +86,78 @@ def _same_classes(train_classes, test_classes, where) -> None:
                             f"({', '.join(only[:5])}{'...' if len(only) > 5 else ''})")
 
 
-def _limit(ds: ImageDataset, n: int) -> ImageDataset:
-    return ds.subset(torch.arange(min(n, len(ds)))) if n else ds
+def _subset(n_total: int, n: int, seed: int, shuffled: bool) -> torch.Tensor:
+    """The first n indices, or (class-sorted folders) a seeded random n, so that every class stays in."""
+    if shuffled:
+        order = torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))
+    else:
+        order = torch.arange(n_total)
+    return order[:n] if n else order
 
 
-def load_train_data(c: TrainConfig, device, need_train: bool = True, echo=print) -> TrainData:
-    """The training loader (augmented per the recipe) and the test loader (no augmentation) for `c.dataset`."""
+def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: dict | None = None) -> TrainData:
+    """The training loader (augmented per the recipe) and the test loader (no augmentation) for `c.dataset`.
+
+    `recorded` (from a trained network's file: mean, std, classes) makes the test inputs exactly those of training
+    without reading the training split again."""
+    root = Path(c.data).expanduser()
+    folders = c.dataset in ("folder", "imagenet")
+    if folders:
+        train_dir = _train_dir(root) if need_train else None
+        test_dir = _test_dir(root)
     if c.dataset == "imagenet":
-        train_dir, test_dir = _split_dirs(Path(c.data).expanduser())
-        test_files, test_labels, test_classes = list_image_folder(test_dir)
-        if c.test_limit:
-            test_files, test_labels = test_files[:c.test_limit], test_labels[:c.test_limit]
-        test = StreamingLoader(test_files, test_labels, c.batch_size, device, image_size=c.image_size, flip=False,
-                               workers=c.workers)
+        files, labels, classes = list_image_folder(test_dir)
+        take = _subset(len(files), c.test_limit, c.seed, True).tolist() if c.test_limit else range(len(files))
+        mean, std = (recorded["mean"], recorded["std"]) if recorded else (IMAGENET_MEAN, IMAGENET_STD)
+        test = StreamingLoader([files[i] for i in take], [labels[i] for i in take], c.batch_size, device,
+                               image_size=c.image_size, mean=mean, std=std, flip=False, workers=c.workers)
         train = None
-        classes = test_classes
         if need_train:
-            files, labels, classes = list_image_folder(train_dir)
-            _same_classes(classes, test_classes, c.data)
-            if c.limit:
-                order = torch.randperm(len(files), generator=torch.Generator().manual_seed(c.seed))[:c.limit]
-                files, labels = [files[i] for i in order], [labels[i] for i in order]
-            train = StreamingLoader(files, labels, c.batch_size, device, image_size=c.image_size, flip=c.flip,
+            train_files, train_labels, train_classes = list_image_folder(train_dir)
+            _same_classes(train_classes, classes, c.data)
+            take = _subset(len(train_files), c.limit, c.seed, True).tolist()
+            train = StreamingLoader([train_files[i] for i in take], [train_labels[i] for i in take], c.batch_size,
+                                    device, image_size=c.image_size, mean=mean, std=std, flip=c.flip,
                                     brightness=c.color_jitter, contrast=c.color_jitter, saturation=c.color_jitter,
                                     hue=c.hue, workers=c.workers)
-        return TrainData(train, test, classes, 3, "imagenet", True, [])
+        return TrainData(train, test, classes, 3, c.image_size, tuple(mean), tuple(std), "imagenet", True, [])
 
+    train_ds = None
     if c.dataset in ("cifar10", "cifar100", "synthetic"):
-        kw = dict(download=c.download, image_size=c.image_size, synthetic_size=c.synthetic_size, seed=c.seed)
-        test_ds = load_dataset(c.dataset, c.data, train=False, **{**kw, "synthetic_size": max(c.synthetic_size // 4,
-                                                                                              1)})
-        train_ds = load_dataset(c.dataset, c.data, train=True, **kw) if need_train else None
-        if train_ds is not None and c.dataset == "synthetic":
-            test_ds.mean, test_ds.std = train_ds.mean, train_ds.std  # normalize both with the training statistics
+        kw = dict(download=c.download, image_size=c.image_size, seed=c.seed)
+        test_ds = load_dataset(c.dataset, c.data, train=False, synthetic_size=max(c.synthetic_size // 4, 1), **kw)
+        if need_train:
+            train_ds = load_dataset(c.dataset, c.data, train=True, synthetic_size=c.synthetic_size, **kw)
     elif c.dataset == "sample":
         sample = load_dataset("sample")
         n = len(sample)
-        train_ds = sample.subset(torch.arange(n - SAMPLE_TEST)) if need_train else None
         test_ds = sample.subset(torch.arange(n - SAMPLE_TEST, n))
+        if need_train:
+            train_ds = sample.subset(torch.arange(n - SAMPLE_TEST))
     elif c.dataset == "folder":
-        train_dir, test_dir = _split_dirs(Path(c.data).expanduser())
-        train_ds = load_dataset("folder", train_dir, image_size=c.image_size)
         test_ds = load_dataset("folder", test_dir, image_size=c.image_size)
-        _same_classes(train_ds.classes, test_ds.classes, c.data)
-        test_ds.mean, test_ds.std = train_ds.mean, train_ds.std
-        if not need_train:
-            train_ds = None
+        if need_train:
+            train_ds = load_dataset("folder", train_dir, image_size=c.image_size)
+            _same_classes(train_ds.classes, test_ds.classes, c.data)
     else:  # validated earlier; kept for API callers
         raise DartsNasError(f"unknown dataset {c.dataset!r}")
-    test_ds = _limit(test_ds, c.test_limit)
+    # Test images are normalized with the training statistics (recorded ones when only evaluating).
+    if recorded:
+        test_ds.mean, test_ds.std = tuple(recorded["mean"]), tuple(recorded["std"])
+    elif train_ds is not None:
+        test_ds.mean, test_ds.std = train_ds.mean, train_ds.std
+    if c.test_limit:
+        test_ds = test_ds.subset(_subset(len(test_ds), c.test_limit, c.seed, folders))
     notes = list(test_ds.notes)
     train = None
     if train_ds is not None:
-        if c.dataset == "folder":  # folders load sorted by class: a seeded shuffle keeps every class under --limit
-            train_ds = train_ds.subset(torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(c.seed)))
-        train_ds = _limit(train_ds, c.limit)
+        train_ds = train_ds.subset(_subset(len(train_ds), c.limit, c.seed, folders))
         train = DeviceLoader(train_ds, torch.arange(len(train_ds)), c.batch_size, device, augment=True,
                              crop_padding=c.crop_padding, flip=c.flip, cutout=c.cutout)
         notes = sorted(set(notes) | set(train_ds.notes))
     test = DeviceLoader(test_ds, torch.arange(len(test_ds)), c.batch_size, device, augment=False)
-    return TrainData(train, test, list(test_ds.classes), test_ds.images.shape[1], test_ds.name, False, notes)
+    return TrainData(train, test, list(test_ds.classes), test_ds.images.shape[1], test_ds.images.shape[-1],
+                     test_ds.mean, test_ds.std, test_ds.name, False, notes)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -233,7 +258,7 @@ class TrainRun:
                                 f"lower --batch-size or use more data")
         torch.manual_seed(c.seed)
         model = build_network_for(c, self.genotype, len(self.data.classes), self.data.in_channels)
-        self.profile = profile_network(model, c.image_size)
+        self.profile = profile_network(model, self.data.image_size)
         self.model = model.use_channels_last(c.channels_last).to(self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
                                          weight_decay=c.weight_decay)
@@ -255,12 +280,13 @@ class TrainRun:
     def model_file_state(self, record: dict) -> dict:
         return {"kind": MODEL_KIND, "version": 1, "model_hparams": self.model.hparams,
                 "model": self.model.state_dict(), "epoch": self.epoch, "metrics": record,
-                "config": self.config.to_dict(), "classes": list(self.data.classes)}
+                "config": self.config.to_dict(), "data": self.data.normalization()}
 
     def state(self) -> dict:
         return {"kind": CHECKPOINT_KIND, "version": 1, "epoch": self.epoch, "config": self.config.to_dict(),
                 "model_hparams": self.model.hparams, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "history": self.history, "best": self.best}
+                "optimizer": self.optimizer.state_dict(), "history": self.history, "best": self.best,
+                "data": self.data.normalization()}
 
     def load_state(self, state: dict) -> None:
         try:
@@ -423,12 +449,17 @@ def evaluate_checkpoint(path, device="auto", data=None, dataset=None, batch_size
                                        device=device).items() if v is not None}
     config = TrainConfig.from_dict({**config.to_dict(), **overrides}).validate()
     dev = resolve_device(config.device)
-    test_data = load_train_data(config, dev, need_train=False)
+    recorded = state.get("data")
+    same_data = recorded is not None and config.dataset == state["config"]["dataset"]
+    test_data = load_train_data(config, dev, need_train=False, recorded=recorded if same_data else None)
     for note in test_data.notes:
         echo(f"note: {note}")
     if len(test_data.classes) != model.hparams["num_classes"]:
         raise DartsNasError(f"the network has {model.hparams['num_classes']} classes but {config.dataset} at "
                             f"{config.data} has {len(test_data.classes)}")
+    if same_data and list(test_data.classes) != list(recorded["classes"]):
+        raise DartsNasError(f"the test classes at {config.data} are not the ones the network was trained on "
+                            f"({', '.join(recorded['classes'][:5])}...)")
     model.to(dev)
     result = evaluate_model(model, test_data.test, config.precision, progress=progress)
     result.update(epoch=state["epoch"], dataset=config.dataset)
