@@ -14,7 +14,8 @@ from PIL import Image
 from darts_nas.cli import main
 from darts_nas.config import TrainConfig, train_preset_config
 from darts_nas.data.augment import color_jitter, hsv_to_rgb, rgb_to_hsv
-from darts_nas.data.stream import StreamingLoader, list_image_folder, random_resized_crop_box
+from darts_nas.data.folder import list_image_folder
+from darts_nas.data.stream import StreamingLoader, random_resized_crop_box
 from darts_nas.errors import DartsNasError
 from darts_nas.genotype import get_genotype
 from darts_nas.nets import NetworkCIFAR

@@ -56,21 +56,11 @@ def measure_search_step(device: str, batch_size: int, channels: int, layers: int
     g = torch.Generator(device=dev).manual_seed(seed)
     batches = [(torch.randn(batch_size, 3, 32, 32, device=dev, generator=g),
                 torch.randint(0, 10, (batch_size,), device=dev, generator=g)) for _ in range(2)]
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    all_times = []
-    for _ in range(warmup + steps):
-        t0 = time.perf_counter()
-        strategy.step(model, batches[0], batches[1], w_opt, a_opt, config.lr, config.grad_clip)
-        _sync(dev)
-        all_times.append(time.perf_counter() - t0)
-    first, times = all_times[0], all_times[warmup:]
-    median = statistics.median(times)
-    peak, mem_kind = _peak_memory(dev)
-    return {"what": "search", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers, "order": order,
-            "hvp": hvp if order == 2 else None, "steps": steps, "warmup": warmup, "channels_last": channels_last, "median_s": median,
-            "min_s": min(times), "images_per_s": batch_size / median, "first_step_s": first,
-            "peak_memory_bytes": peak, "memory_kind": mem_kind, "threads": torch.get_num_threads()}
+    timing = _time_steps(lambda: strategy.step(model, batches[0], batches[1], w_opt, a_opt, config.lr,
+                                               config.grad_clip), dev, batch_size, warmup, steps)
+    return {"what": "search", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
+            "order": order, "hvp": hvp if order == 2 else None, "steps": steps, "warmup": warmup,
+            "channels_last": channels_last, **timing}
 
 
 def measure_train_step(device: str, batch_size: int, channels: int, layers: int, genotype: str, precision: str,
@@ -91,20 +81,28 @@ def measure_train_step(device: str, batch_size: int, channels: int, layers: int,
     g = torch.Generator(device=dev).manual_seed(seed)
     x = torch.randn(batch_size, 3, 32, 32, device=dev, generator=g)
     y = torch.randint(0, 10, (batch_size,), device=dev, generator=g)
+    timing = _time_steps(lambda: train_step(model, opt, x, y, 0.4, 0.0, 5.0, precision), dev, batch_size, warmup,
+                         steps)
+    return {"what": "train", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
+            "genotype": genotype, "precision": precision, "channels_last": channels_last, "steps": steps,
+            "warmup": warmup, **timing}
+
+
+def _time_steps(step, dev: torch.device, batch_size: int, warmup: int, steps: int) -> dict:
+    """Run `step` warmup + steps times, synchronizing after each; median and min over the timed ones, the first
+    step's time (warm-up, allocation, compilation), images/s of the median, and peak memory."""
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     all_times = []
     for _ in range(warmup + steps):
         t0 = time.perf_counter()
-        train_step(model, opt, x, y, 0.4, 0.0, 5.0, precision)
+        step()
         _sync(dev)
         all_times.append(time.perf_counter() - t0)
     times = all_times[warmup:]
     median = statistics.median(times)
     peak, mem_kind = _peak_memory(dev)
-    return {"what": "train", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
-            "genotype": genotype, "precision": precision, "channels_last": channels_last, "steps": steps,
-            "warmup": warmup, "median_s": median, "min_s": min(times), "images_per_s": batch_size / median,
+    return {"median_s": median, "min_s": min(times), "images_per_s": batch_size / median,
             "first_step_s": all_times[0], "peak_memory_bytes": peak, "memory_kind": mem_kind,
             "threads": torch.get_num_threads()}
 

@@ -26,70 +26,65 @@ from pathlib import Path
 from .errors import DartsNasError
 
 
-def _cmd_search(args) -> int:
-    from .config import PRESET_NOTES, overrides_from_args, preset_config
-    from .run.search import resume_search, start_search
+def _run_epochs(args, command: str, settings_cls, make_config, notes: dict, start, resume):
+    """Start a run from a preset and flags, or resume one; run it. Returns the finished run and its result, or
+    None (interrupted or stopped early, with the message already printed) and the exit status."""
+    from .config import overrides_from_args
 
-    overrides = overrides_from_args(args)
+    overrides = overrides_from_args(args, settings_cls)
     if args.resume:
         if args.preset:
             raise DartsNasError("--resume continues a run with its recorded settings; drop --preset")
-        run = resume_search(args.resume, **overrides)
+        run = resume(args.resume, **overrides)
         print(f"resuming {run.run_dir} after epoch {run.epoch}/{run.config.epochs}")
     else:
-        config = preset_config(args.preset, **overrides)
+        config = make_config(args.preset, **overrides)
         if not config.out:
-            config.out = f"runs/{args.preset or 'search'}-{time.strftime('%Y%m%d-%H%M%S')}"
+            config.out = f"runs/{args.preset or command}-{time.strftime('%Y%m%d-%H%M%S')}"
         if args.preset:
-            print(f"preset {args.preset}: {PRESET_NOTES[args.preset]}")
-        run = start_search(config, config.out)
+            print(f"preset {args.preset}: {notes[args.preset]}")
+        run = start(config, config.out)
     try:
         result = run.run(stop_after=args.stop_after)
     except KeyboardInterrupt:
-        print(_interrupted(run, "search"), file=sys.stderr)
-        return 130
+        if run.epoch == 0:
+            print(f"\ninterrupted before the first epoch finished: there is no checkpoint to resume ({run.run_dir})",
+                  file=sys.stderr)
+        else:
+            print(f"\ninterrupted after epoch {run.epoch}; continue with: darts-nas {command} --resume "
+                  f"{run.run_dir}", file=sys.stderr)
+        return None, 130
     if not result.finished:
         print(f"stopped after epoch {result.epochs_done}/{run.config.epochs}; continue with: "
-              f"darts-nas search --resume {result.run_dir}")
-        return 0
+              f"darts-nas {command} --resume {result.run_dir}")
+        return None, 0
+    return (run, result), 0
+
+
+def _cmd_search(args) -> int:
+    from .config import PRESET_NOTES, SearchConfig, preset_config
+    from .run.search import resume_search, start_search
+
+    done, status = _run_epochs(args, "search", SearchConfig, preset_config, PRESET_NOTES, start_search,
+                               resume_search)
+    if done is None:
+        return status
+    run, result = done
     d = result.run_dir
     print(f"\nderived cell ({run.config.dataset}, {result.epochs_done} epochs):\n{result.genotype.to_text()}")
     print(f"outputs in {d}/: genotype.txt, genotype.json, alphas.json, metrics.jsonl, checkpoint.pt, config.json")
     return 0
 
 
-def _interrupted(run, command: str) -> str:
-    if run.epoch == 0:
-        return f"\ninterrupted before the first epoch finished: there is no checkpoint to resume ({run.run_dir})"
-    return f"\ninterrupted after epoch {run.epoch}; continue with: darts-nas {command} --resume {run.run_dir}"
-
-
 def _cmd_train(args) -> int:
-    from .config import TRAIN_PRESET_NOTES, TrainConfig, overrides_from_args, train_preset_config
+    from .config import TRAIN_PRESET_NOTES, TrainConfig, train_preset_config
     from .run.train import resume_training, start_training
 
-    overrides = overrides_from_args(args, TrainConfig)
-    if args.resume:
-        if args.preset:
-            raise DartsNasError("--resume continues a run with its recorded settings; drop --preset")
-        run = resume_training(args.resume, **overrides)
-        print(f"resuming {run.run_dir} after epoch {run.epoch}/{run.config.epochs}")
-    else:
-        config = train_preset_config(args.preset, **overrides)
-        if not config.out:
-            config.out = f"runs/{args.preset or 'train'}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if args.preset:
-            print(f"preset {args.preset}: {TRAIN_PRESET_NOTES[args.preset]}")
-        run = start_training(config, config.out)
-    try:
-        result = run.run(stop_after=args.stop_after)
-    except KeyboardInterrupt:
-        print(_interrupted(run, "train"), file=sys.stderr)
-        return 130
-    if not result.finished:
-        print(f"stopped after epoch {result.epochs_done}/{run.config.epochs}; continue with: "
-              f"darts-nas train --resume {result.run_dir}")
-        return 0
+    done, status = _run_epochs(args, "train", TrainConfig, train_preset_config, TRAIN_PRESET_NOTES, start_training,
+                               resume_training)
+    if done is None:
+        return status
+    _, result = done
     last = result.history[-1]
     print(f"\nfinal test accuracy {100 * last['test_acc']:.2f}% after {result.epochs_done} epochs"
           + (f" (best {100 * result.best['test_acc']:.2f}% at epoch {result.best['epoch']})" if result.best else ""))
@@ -219,15 +214,18 @@ def _cmd_presets(args) -> int:
 def _cmd_bench(args) -> int:
     from .bench import bench_search, bench_train, format_table, format_train_table, machine_description
 
+    if args.steps < 1 or args.warmup < 0:
+        raise DartsNasError("--steps must be at least 1 and --warmup at least 0")
+
     if args.what == "train":
         results = bench_train(device=args.device, batch_size=args.batch_size or 96, channels=args.channels or 36,
                               layers=args.layers or 20, genotype=args.genotype, precisions=args.precision,
-                              channels_last=args.channels_last is not False, steps=args.steps, warmup=args.warmup)
+                              channels_last=args.channels_last, steps=args.steps, warmup=args.warmup)
         table = format_train_table(results)
     else:
         results = bench_search(device=args.device, batch_size=args.batch_size or 64, channels=args.channels or 16,
                                layers=args.layers or 8, orders=args.order, hvps=args.hvp, steps=args.steps,
-                               warmup=args.warmup, channels_last=args.channels_last is not False)
+                               warmup=args.warmup, channels_last=args.channels_last)
         table = format_table(results)
     print(f"\n{machine_description(args.device)}, {time.strftime('%Y-%m-%d')}")
     print(table)

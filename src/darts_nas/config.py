@@ -1,5 +1,6 @@
-"""Search settings: one flat dataclass of plain values, presets that fill it with a paper's values, and
-command-line flags generated from it so that every value can be overridden (`--batch-size 32`)."""
+"""Settings of a search and of a training run: flat dataclasses of plain values, presets that fill them with a
+paper's values, and command-line flags generated from them so that every value can be overridden
+(`--batch-size 32`)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,37 @@ def _f(default, help: str, choices=None):
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
+class Settings:
+    """What both settings dataclasses share: the plain-dict round trip (config.json, checkpoints) and the generic
+    checks (choices, and the fields named in POSITIVE)."""
+
+    POSITIVE = ()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise DartsNasError(f"unknown settings in config: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def generic_problems(self) -> list[str]:
+        problems = []
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                problems.append(f"--{_flag(f.name)} must be one of {', '.join(map(str, choices))}")
+        problems += [f"--{_flag(n)} must be positive" for n in self.POSITIVE if getattr(self, n) <= 0]
+        if getattr(self, "layers", 3) < 3:
+            problems.append("--layers must be at least 3 (two of them are reduction cells)")
+        return problems
+
+
 @dataclass
-class SearchConfig:
+class SearchConfig(Settings):
     # data
     dataset: str = _f("cifar10", "dataset", ("cifar10", "cifar100", "folder", "synthetic", "sample"))
     data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder: root/<class>/<image>)")
@@ -58,15 +88,13 @@ class SearchConfig:
     log_every: int = _f(20, "steps between progress updates that read losses back from the device")
     progress: bool = _f(True, "show a progress bar")
 
+    POSITIVE = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
+                "synthetic_size", "log_every")
+
     def validate(self) -> "SearchConfig":
-        problems = _choice_problems(self)
-        positive = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
-                    "synthetic_size", "log_every")
-        problems += [f"--{_flag(n)} must be positive" for n in positive if getattr(self, n) <= 0]
+        problems = self.generic_problems()
         if not 0.0 < self.train_portion < 1.0:
             problems.append("--train-portion must be between 0 and 1")
-        if self.layers < 3:
-            problems.append("--layers must be at least 3 (two of them are reduction cells)")
         if self.lr <= 0 or self.arch_lr <= 0 or self.lr_min < 0:
             problems.append("learning rates must be positive")
         if self.limit < 0 or self.cutout < 0 or self.crop_padding < 0 or self.grad_clip < 0:
@@ -75,29 +103,9 @@ class SearchConfig:
             raise DartsNasError("; ".join(problems))
         return self
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise DartsNasError(f"unknown settings in config: {', '.join(sorted(unknown))}")
-        return cls(**d)
-
-
-def _choice_problems(config) -> list[str]:
-    problems = []
-    for f in fields(config):
-        choices = f.metadata.get("choices")
-        if choices and getattr(config, f.name) not in choices:
-            problems.append(f"--{_flag(f.name)} must be one of {', '.join(map(str, choices))}")
-    return problems
-
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Settings):
     """Training an evaluation network from scratch (darts-facts section 3); defaults are the CIFAR-10 recipe."""
 
     # architecture
@@ -149,14 +157,11 @@ class TrainConfig:
     log_every: int = _f(50, "steps between progress updates that read losses back from the device")
     progress: bool = _f(True, "show a progress bar")
 
-    validate_positive = ("channels", "layers", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
-                         "log_every")
+    POSITIVE = ("channels", "layers", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
+                "log_every")
 
     def validate(self) -> "TrainConfig":
-        problems = _choice_problems(self)
-        problems += [f"--{_flag(n)} must be positive" for n in self.validate_positive if getattr(self, n) <= 0]
-        if self.layers < 3:
-            problems.append("--layers must be at least 3 (two of them are reduction cells)")
+        problems = self.generic_problems()
         if self.lr <= 0 or self.lr_min < 0 or not 0 < self.lr_decay <= 1:
             problems.append("--lr must be positive, --lr-min non-negative and --lr-decay in (0, 1]")
         if not 0.0 <= self.drop_path_prob < 1.0:
@@ -185,9 +190,6 @@ class TrainConfig:
         if self.network != "auto":
             return self.network
         return "imagenet" if self.dataset == "imagenet" else "cifar"
-
-    to_dict = SearchConfig.to_dict
-    from_dict = classmethod(SearchConfig.from_dict.__func__)
 
 
 PRESETS: dict[str, dict] = {

@@ -44,11 +44,27 @@ class ImageDataset:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def reduced(self, n: int, seed: int, shuffled: bool) -> "ImageDataset":
+        """The examples of :func:`subset_indices` (itself when that is all of them, in order: no copy)."""
+        if not n and not shuffled:
+            return self
+        return self.subset(subset_indices(len(self), n, seed, shuffled))
+
     def subset(self, indices) -> "ImageDataset":
         """The examples at `indices`, with the same classes and normalization (so subsets stay comparable)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         return ImageDataset(self.images[idx].contiguous(), self.labels[idx].clone(), list(self.classes),
                             self.mean, self.std, self.name, list(self.notes))
+
+
+def subset_indices(n_total: int, n: int, seed: int, shuffled: bool) -> torch.Tensor:
+    """Indices of a reduced run's examples: the first n (0: all), or for class-sorted sources (image folders) a
+    seeded permutation's first n, so that every class stays in and an in-order split keeps every class."""
+    if shuffled:
+        order = torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))
+    else:
+        order = torch.arange(n_total)
+    return order[:n] if n else order
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from ..errors import DartsNasError
 from .augment import color_jitter, flip_batch
-from .folder import list_image_folder, open_rgb
+from .folder import open_rgb
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -97,6 +97,8 @@ class EvalNetwork(nn.Module):
     training mode with an auxiliary head (else None). ``drop_path_prob`` is set by the training loop each epoch.
     """
 
+    channels_last = False
+
     def _build_cells(self, genotype, C: int, layers: int, C_prev_prev: int, C_prev: int, reduction_prev: bool,
                      num_classes: int, auxiliary: bool, aux_stride: int, aux_bn: bool) -> int:
         C_curr = C
@@ -137,8 +139,6 @@ class EvalNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_aux(x)[0]
-
-    channels_last = False
 
     def use_channels_last(self, enabled: bool = True) -> "EvalNetwork":
         """NHWC layout for every conv and pool (the same function; inputs are converted in forward)."""

@@ -3,12 +3,14 @@ stop, and the rules for starting and resuming a run directory."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import torch
 
 from ..errors import DartsNasError
+from ..fileio import atomic_write_text
 from .checkpoint import CHECKPOINT
 
 # What a resumed run may change: where it runs and how it shows progress, never what it computes.
@@ -81,3 +83,39 @@ def check_resume(run_dir: Path, changes: dict) -> None:
                             f"{', '.join('--' + k for k in RESUMABLE_CHANGES)} may change)")
     if not Path(run_dir).is_dir():
         raise DartsNasError(f"--resume {run_dir}: no such run directory")
+
+
+def restore_states(state: dict, targets: dict, what: str) -> None:
+    """Load each checkpoint entry into its module or optimizer (`targets`: key -> object); one clear error if the
+    checkpoint was written for something else."""
+    try:
+        for key, target in targets.items():
+            target.load_state_dict(state[key])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise DartsNasError(f"checkpoint does not match this {what}: {str(e).splitlines()[0]}") from None
+
+
+def write_metrics(run_dir: Path, history: list[dict]) -> None:
+    """metrics.jsonl: one JSON line per finished epoch, rewritten atomically with the checkpoint."""
+    atomic_write_text(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+
+class EpochMeter:
+    """Training loss and accuracy of an epoch, summed on the device; `read()` is the only host synchronization,
+    which the loops call every `log_every` steps and at the end of the epoch."""
+
+    def __init__(self, device: torch.device):
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.steps = 0
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss_sum += loss
+        self.correct += (logits.argmax(1) == labels).sum()
+        self.steps += 1
+        self.seen += labels.shape[0]
+
+    def read(self) -> tuple[float, float]:
+        """(mean loss per step, accuracy) so far."""
+        return self.loss_sum.item() / max(self.steps, 1), self.correct.item() / max(self.seen, 1)

@@ -7,7 +7,6 @@ uninterrupted run would have done (on CPU, bit for bit).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +16,13 @@ import torch
 from ..config import SearchConfig
 from ..data import DeviceLoader, load_dataset, search_split
 from ..errors import DartsNasError
-from ..fileio import atomic_write_json, atomic_write_text
+from ..fileio import atomic_write_json
 from ..genotype import save_genotype
 from ..spaces import DartsCNNSearchModel
 from ..strategies import Bilevel
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .common import (RESUMABLE_CHANGES, NonFiniteLoss, check_finite, check_resume, cosine_lr, epoch_generator,
-                     last_checkpoint_text, refuse_existing_run, resolve_device)
+from .common import (EpochMeter, NonFiniteLoss, check_finite, check_resume, cosine_lr, epoch_generator,
+                     last_checkpoint_text, refuse_existing_run, resolve_device, restore_states, write_metrics)
 from .log import Progress, format_duration, format_op_weights
 
 CHECKPOINT_KIND = "darts-nas/search"
@@ -79,12 +78,8 @@ class SearchRun:
                                image_size=config.image_size, synthetic_size=config.synthetic_size, seed=config.seed)
         for note in dataset.notes:
             echo(f"note: {note}")
-        if config.dataset == "folder":
-            # Folders load sorted by class: shuffle once (seeded) so the in-order split and --limit keep every class.
-            dataset = dataset.subset(torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed)))
-        if config.limit:
-            dataset = dataset.subset(torch.arange(min(config.limit, len(dataset))))
-        self.dataset = dataset
+        # Folders load sorted by class: they are shuffled (seeded) so the in-order split and --limit keep every class.
+        self.dataset = dataset = dataset.reduced(config.limit, config.seed, shuffled=config.dataset == "folder")
         train_idx, val_idx = search_split(len(dataset), config.train_portion)
         loader_args = dict(batch_size=config.batch_size, device=self.device, augment=True,
                            crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
@@ -110,19 +105,14 @@ class SearchRun:
                 "history": self.history}
 
     def load_state(self, state: dict) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-            self.w_opt.load_state_dict(state["w_optimizer"])
-            self.a_opt.load_state_dict(state["a_optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise DartsNasError(f"checkpoint does not match this search model: {str(e).splitlines()[0]}") from None
+        restore_states(state, {"model": self.model, "w_optimizer": self.w_opt, "a_optimizer": self.a_opt},
+                       "search model")
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
 
     def save(self) -> None:
         save_checkpoint(self.run_dir / CHECKPOINT, self.state())
-        lines = "".join(json.dumps(h) + "\n" for h in self.history)
-        atomic_write_text(self.run_dir / "metrics.jsonl", lines)
+        write_metrics(self.run_dir, self.history)
 
     # -- the loop --------------------------------------------------------------------------------------------
     def evaluate(self, loader: DeviceLoader):
@@ -142,9 +132,7 @@ class SearchRun:
         for group in self.w_opt.param_groups:
             group["lr"] = lr
         self.model.train()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen = 0
+        meter = EpochMeter(self.device)
         progress = Progress(self.steps, f"epoch {epoch + 1}/{c.epochs}", enabled=c.progress)
         batches = zip(self.train_loader.epoch(epoch_generator(c.seed, epoch, 0, self.device)),
                       self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device)))
@@ -152,20 +140,18 @@ class SearchRun:
             for step, (train_batch, val_batch) in enumerate(batches, 1):
                 loss, logits = self.strategy.step(self.model, train_batch, val_batch, self.w_opt, self.a_opt, lr,
                                                   c.grad_clip)
-                loss_sum += loss
-                correct += (logits.argmax(1) == train_batch[1]).sum()
-                seen += train_batch[1].shape[0]
+                meter.add(loss, logits, train_batch[1])
                 postfix = None
                 if step % c.log_every == 0 or step == self.steps:  # the only reads from the device
-                    mean_loss = loss_sum.item() / step
+                    mean_loss, acc = meter.read()
                     self._check_finite(mean_loss, epoch, step)
-                    postfix = f"loss {mean_loss:.3f} acc {100 * correct.item() / seen:.1f}%"
+                    postfix = f"loss {mean_loss:.3f} acc {100 * acc:.1f}%"
                 progress.update(1, postfix)
                 if step == self.steps:
                     break
         finally:
             progress.close()
-        return loss_sum.item() / self.steps, correct.item() / seen
+        return meter.read()
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         check_finite(value, "training loss", epoch, step, self._last_checkpoint(),
@@ -237,7 +223,7 @@ def start_search(config: SearchConfig, run_dir, echo=print) -> SearchRun:
 
 def resume_search(run_dir, echo=print, **changes) -> SearchRun:
     """Rebuild a search from its run directory and continue from its last epoch checkpoint. `changes` may set only
-    RESUMABLE_CHANGES: anything else would make the continued run differ from the one recorded."""
+    common.RESUMABLE_CHANGES: anything else would make the continued run differ from the one recorded."""
     run_dir = Path(run_dir)
     check_resume(run_dir, changes)
     state = load_checkpoint(run_dir, kind=CHECKPOINT_KIND)

@@ -15,7 +15,6 @@ run resumed from a checkpoint ends where an uninterrupted one would (on CPU, bit
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +24,17 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig
 from ..data import DeviceLoader, load_dataset
-from ..data.dataset import ImageDataset
-from ..data.stream import IMAGENET_MEAN, IMAGENET_STD, StreamingLoader, list_image_folder
+from ..data.dataset import subset_indices
+from ..data.folder import list_image_folder
+from ..data.stream import IMAGENET_MEAN, IMAGENET_STD, StreamingLoader
 from ..errors import DartsNasError
-from ..fileio import atomic_write_json, atomic_write_text
+from ..fileio import atomic_write_json
 from ..genotype import Genotype, load_genotype, save_genotype
 from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
 from ..nets.profile import profile_network
 from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
-from .common import (check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
-                     last_checkpoint_text, refuse_existing_run, resolve_device)
+from .common import (EpochMeter, check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
+                     last_checkpoint_text, refuse_existing_run, resolve_device, restore_states, write_metrics)
 from .log import Progress, format_duration
 
 CHECKPOINT_KIND = "darts-nas/train"
@@ -86,15 +86,6 @@ def _same_classes(train_classes, test_classes, where) -> None:
                             f"({', '.join(only[:5])}{'...' if len(only) > 5 else ''})")
 
 
-def _subset(n_total: int, n: int, seed: int, shuffled: bool) -> torch.Tensor:
-    """The first n indices, or (class-sorted folders) a seeded random n, so that every class stays in."""
-    if shuffled:
-        order = torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))
-    else:
-        order = torch.arange(n_total)
-    return order[:n] if n else order
-
-
 def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: dict | None = None) -> TrainData:
     """The training loader (augmented per the recipe) and the test loader (no augmentation) for `c.dataset`.
 
@@ -107,7 +98,7 @@ def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: d
         test_dir = _test_dir(root)
     if c.dataset == "imagenet":
         files, labels, classes = list_image_folder(test_dir)
-        take = _subset(len(files), c.test_limit, c.seed, True).tolist() if c.test_limit else range(len(files))
+        take = subset_indices(len(files), c.test_limit, c.seed, True).tolist() if c.test_limit else range(len(files))
         mean, std = (recorded["mean"], recorded["std"]) if recorded else (IMAGENET_MEAN, IMAGENET_STD)
         test = StreamingLoader([files[i] for i in take], [labels[i] for i in take], c.batch_size, device,
                                image_size=c.image_size, mean=mean, std=std, flip=False, workers=c.workers)
@@ -115,7 +106,7 @@ def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: d
         if need_train:
             train_files, train_labels, train_classes = list_image_folder(train_dir)
             _same_classes(train_classes, classes, c.data)
-            take = _subset(len(train_files), c.limit, c.seed, True).tolist()
+            take = subset_indices(len(train_files), c.limit, c.seed, True).tolist()
             train = StreamingLoader([train_files[i] for i in take], [train_labels[i] for i in take], c.batch_size,
                                     device, image_size=c.image_size, mean=mean, std=std, flip=c.flip,
                                     brightness=c.color_jitter, contrast=c.color_jitter, saturation=c.color_jitter,
@@ -147,11 +138,11 @@ def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: d
     elif train_ds is not None:
         test_ds.mean, test_ds.std = train_ds.mean, train_ds.std
     if c.test_limit:
-        test_ds = test_ds.subset(_subset(len(test_ds), c.test_limit, c.seed, folders))
+        test_ds = test_ds.reduced(c.test_limit, c.seed, folders)
     notes = list(test_ds.notes)
     train = None
     if train_ds is not None:
-        train_ds = train_ds.subset(_subset(len(train_ds), c.limit, c.seed, folders))
+        train_ds = train_ds.reduced(c.limit, c.seed, folders)
         train = DeviceLoader(train_ds, torch.arange(len(train_ds)), c.batch_size, device, augment=True,
                              crop_padding=c.crop_padding, flip=c.flip, cutout=c.cutout)
         notes = sorted(set(notes) | set(train_ds.notes))
@@ -289,11 +280,7 @@ class TrainRun:
                 "data": self.data.normalization()}
 
     def load_state(self, state: dict) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise DartsNasError(f"checkpoint does not match this network: {str(e).splitlines()[0]}") from None
+        restore_states(state, {"model": self.model, "optimizer": self.optimizer}, "network")
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best = state.get("best")
@@ -304,15 +291,13 @@ class TrainRun:
         if improved:
             save_checkpoint(self.run_dir / BEST, model_state)
         save_checkpoint(self.run_dir / CHECKPOINT, self.state())
-        atomic_write_text(self.run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        write_metrics(self.run_dir, self.history)
 
     # -- the loop --------------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         c = self.config
         self.model.train()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
-        seen = 0
+        meter = EpochMeter(self.device)
         torch.manual_seed(epoch_seed(c.seed, epoch, 2))  # drop-path masks
         progress = Progress(self.steps, f"epoch {epoch + 1}/{c.epochs}", enabled=c.progress)
         try:
@@ -320,18 +305,16 @@ class TrainRun:
             for step, (x, y) in enumerate(batches, 1):
                 loss, logits = train_step(self.model, self.optimizer, x, y, c.auxiliary_weight, c.label_smoothing,
                                           c.grad_clip, c.precision)
-                loss_sum += loss
-                correct += (logits.argmax(1) == y).sum()
-                seen += y.shape[0]
+                meter.add(loss, logits, y)
                 postfix = None
                 if step % c.log_every == 0 or step == self.steps:  # the only reads from the device
-                    mean_loss = loss_sum.item() / step
+                    mean_loss, acc = meter.read()
                     self._check_finite(mean_loss, epoch, step)
-                    postfix = f"loss {mean_loss:.3f} acc {100 * correct.item() / seen:.1f}%"
+                    postfix = f"loss {mean_loss:.3f} acc {100 * acc:.1f}%"
                 progress.update(1, postfix)
         finally:
             progress.close()
-        return loss_sum.item() / self.steps, correct.item() / seen
+        return meter.read()
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         check_finite(value, "training loss", epoch, step, last_checkpoint_text(self.run_dir, self.epoch),
