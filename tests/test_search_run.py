@@ -212,6 +212,19 @@ def test_diverging_run_exits_nonzero_without_traceback(tmp_path):
     assert "loss became" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_search_with_every_speed_and_pc_darts_option(tmp_path):
+    """PC-DARTS partial channels and edge normalization, fused ops and cell checkpointing in one run: the betas
+    are logged, the run resumes, and the fast settings do not change the result of the plain run."""
+    opts = dict(partial_channels=2, edge_normalization=True, epochs=2)
+    fast = start_search(tiny(**opts, fuse_ops=True, checkpoint_cells=True), tmp_path / "fast", echo=quiet).run()
+    plain = start_search(tiny(**opts), tmp_path / "plain", echo=quiet).run()
+    alphas = json.loads((tmp_path / "fast" / "alphas.json").read_text())
+    assert set(alphas["betas"]) == {"normal", "reduce"} and len(alphas["edge_weights"]["normal"]) == 5
+    for a, b in zip(fast.history, plain.history):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+    assert fast.genotype == plain.genotype
+
+
 def test_bench_search_smoke(capsys):
     assert main(["bench", "search", "--batch-size", "4", "--channels", "4", "--layers", "3", "--steps", "1",
                  "--warmup", "0", "--order", "1", "2"]) == 0

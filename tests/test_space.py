@@ -1,11 +1,14 @@
 """The DARTS CNN search space: shapes, sizes and the op definitions of darts-facts section 1."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from darts_nas.errors import DartsNasError
 from darts_nas.genotype import PRIMITIVES
 from darts_nas.ops import FactorizedReduce, Zero, make_op
 from darts_nas.spaces import DartsCNNSearchModel, MixedOp
+from darts_nas.spaces.darts_cnn import SearchCell, edge_weights
 
 
 def test_alphas_are_parameters_of_paper_shape_and_scale():
@@ -114,3 +117,69 @@ def test_channels_last_computes_the_same_function():
     assert torch.allclose(logits, ref_logits, rtol=1e-10, atol=1e-12)
     for g, r in zip(grads, ref_grads):
         assert torch.allclose(g, r, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PC-DARTS: partial channel connections and edge normalization
+# ---------------------------------------------------------------------------------------------------------------
+def test_partial_channel_mixed_op_follows_the_pc_darts_definition():
+    """The first C/K channels through the weighted ops, the rest bypassed (2x2 max-pooled when strided), then
+    channel g * (C/K) + c of the concatenation moves to c * K + g."""
+    torch.manual_seed(4)
+    C, K = 8, 4
+    for stride in (1, 2):
+        mixed = MixedOp(C, stride, partial=K).double()
+        x = torch.randn(3, C, 8, 8, dtype=torch.float64)
+        w = torch.softmax(torch.randn(8, dtype=torch.float64), 0)
+        processed = naive_mixed(mixed, x[:, : C // K], w, stride)
+        bypass = x[:, C // K:] if stride == 1 else F.max_pool2d(x[:, C // K:], 2, 2)
+        cat = torch.cat([processed, bypass], 1)
+        expected = torch.empty_like(cat)
+        for g in range(K):
+            for c in range(C // K):
+                expected[:, c * K + g] = cat[:, g * (C // K) + c]
+        assert torch.allclose(mixed(x, w), expected, rtol=0, atol=1e-12)
+        assert all(m.in_channels in (C // K, 1) or m.groups == C // K
+                   for m in mixed.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_edge_normalization_weights_each_nodes_inputs():
+    betas = torch.randn(5, dtype=torch.float64)
+    ew = edge_weights(betas, steps=2)
+    torch.testing.assert_close(ew[:2], torch.softmax(betas[:2], 0))
+    torch.testing.assert_close(ew[2:], torch.softmax(betas[2:], 0))
+    torch.manual_seed(5)
+    cell = SearchCell(2, 2, 6, 6, 6, reduction=False, reduction_prev=False).double()
+    s0, s1 = torch.randn(4, 6, 5, 5, dtype=torch.float64), torch.randn(4, 6, 5, 5, dtype=torch.float64)
+    w = torch.softmax(torch.randn(5, 8, dtype=torch.float64), -1)
+    h0, h1 = cell.preprocess0(s0), cell.preprocess1(s1)
+    e = cell.edges
+    node0 = ew[0] * e[0](h0, w[0]) + ew[1] * e[1](h1, w[1])
+    node1 = ew[2] * e[2](h0, w[2]) + ew[3] * e[3](h1, w[3]) + ew[4] * e[4](node0, w[4])
+    torch.testing.assert_close(cell(s0, s1, w, ew), torch.cat([node0, node1], 1), rtol=0, atol=1e-12)
+
+
+def test_pc_darts_derivation_ranks_edges_by_edge_weight_times_op_weight():
+    model = DartsCNNSearchModel(C=8, layers=3, steps=2, partial_channels=4, edge_normalization=True)
+    assert len(model.arch_parameters()) == 4 and model.betas["normal"].shape == (5,)
+    with torch.no_grad():
+        for a in model.arch_parameters():
+            a.zero_()
+        # node 1 reads edges 2 (state 0), 3 (state 1), 4 (node 0). By op weight alone edge 2 is the strongest...
+        model.alphas["normal"][2, PRIMITIVES.index("sep_conv_3x3")] = 3.0
+        model.alphas["normal"][3, PRIMITIVES.index("dil_conv_3x3")] = 2.0
+        model.alphas["normal"][4, PRIMITIVES.index("max_pool_3x3")] = 1.0
+    plain = DartsCNNSearchModel(C=8, layers=3, steps=2, partial_channels=4)
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("betas")})
+    assert sorted(plain.genotype().normal[2:]) == [("dil_conv_3x3", 1), ("sep_conv_3x3", 0)]
+    with torch.no_grad():  # ...but its edge weight is small
+        model.betas["normal"][2] = -4.0
+    assert sorted(model.genotype().normal[2:]) == [("dil_conv_3x3", 1), ("max_pool_3x3", 2)]
+    rebuilt = DartsCNNSearchModel(**model.hparams)
+    rebuilt.load_state_dict(model.state_dict())
+    assert rebuilt.genotype() == model.genotype()
+
+
+def test_partial_channels_must_divide_the_channels():
+    with pytest.raises(DartsNasError, match="partial channels"):
+        DartsCNNSearchModel(C=6, partial_channels=4)

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from .config import speed_label
 from .errors import DartsNasError
 
 # Published implementation (original DARTS code), same math and sizes; darts-facts section 9 and issue 2.
@@ -39,58 +40,136 @@ def _sync(device: torch.device) -> None:
 
 
 def measure_search_step(device: str, batch_size: int, channels: int, layers: int, order: int, hvp: str,
-                        steps: int, warmup: int, channels_last: bool = True, seed: int = 0) -> dict:
-    """Run `warmup` + `steps` search steps of the given configuration in this process and time each."""
+                        steps: int, warmup: int, channels_last: bool = True, precision: str = "fp32",
+                        fuse_ops: bool = False, checkpoint_cells: bool = False, cuda_graphs: bool = False,
+                        partial_channels: int = 1, edge_normalization: bool = False, check: bool = False,
+                        seed: int = 0) -> dict:
+    """Run `warmup` + `steps` search steps of the given configuration in this process and time each. With
+    `check` and any speed setting on, also run a few steps of the plain setting (fp32, per-op kernels, eager) from the same initial weights
+    on the same batches and report how far the fast setting's weights and alphas end up from it."""
     from .config import SearchConfig
-    from .run.common import resolve_device
-    from .run.search import build_optimizers, build_search_model
+
+    dev = _device(device)
+    config = SearchConfig(channels=channels, layers=layers, batch_size=batch_size, order=order, hvp=hvp,
+                          channels_last=channels_last, precision=precision, fuse_ops=fuse_ops,
+                          checkpoint_cells=checkpoint_cells, cuda_graphs=cuda_graphs,
+                          partial_channels=partial_channels, edge_normalization=edge_normalization).validate()
+    g = torch.Generator(device=dev).manual_seed(seed)
+    batches = _random_batch(batch_size, dev, g) + _random_batch(batch_size, dev, g)  # training, validation
+    model, step = _search_setup(config, dev, seed)
+    timing = _time_steps(lambda: step(*batches), dev, batch_size, warmup, steps, _startup_steps(step))
+    result = {"what": "search", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
+              "order": order, "hvp": hvp if order == 2 else None, "steps": steps, "warmup": warmup,
+              "channels_last": channels_last, "precision": precision, "fuse_ops": fuse_ops,
+              "checkpoint_cells": checkpoint_cells, "cuda_graphs": cuda_graphs, "partial_channels": partial_channels,
+              "edge_normalization": edge_normalization, **timing}
+    if check and speed_label(result) != speed_label({**result, "precision": "fp32", "fuse_ops": False,
+                                                     "checkpoint_cells": False, "cuda_graphs": False}):
+        del model, step
+        plain = SearchConfig(**{**config.to_dict(), "precision": "fp32", "fuse_ops": False,
+                                "checkpoint_cells": False, "cuda_graphs": False})
+        result["check"] = _compare_runs(lambda: _search_setup(config, dev, seed), lambda: _search_setup(plain, dev, seed),
+                                        batches)
+    return result
+
+
+def _search_setup(config, dev, seed: int):
+    """A search model, its optimizers and its step function, as a search run builds them."""
+    from .run.common import set_lr
+    from .run.search import build_optimizers, build_search_model, search_step_fn
     from .strategies import Bilevel
 
-    dev = resolve_device(device)
     torch.manual_seed(seed)
-    config = SearchConfig(channels=channels, layers=layers, batch_size=batch_size, order=order, hvp=hvp,
-                          channels_last=channels_last)
     model = build_search_model(config, num_classes=10, in_channels=3).to(dev)
     w_opt, a_opt = build_optimizers(model, config)
-    strategy = Bilevel(order=order, hvp=hvp)
-    g = torch.Generator(device=dev).manual_seed(seed)
-    batches = [(torch.randn(batch_size, 3, 32, 32, device=dev, generator=g),
-                torch.randint(0, 10, (batch_size,), device=dev, generator=g)) for _ in range(2)]
-    timing = _time_steps(lambda: strategy.step(model, batches[0], batches[1], w_opt, a_opt, config.lr,
-                                               config.grad_clip), dev, batch_size, warmup, steps)
-    return {"what": "search", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
-            "order": order, "hvp": hvp if order == 2 else None, "steps": steps, "warmup": warmup,
-            "channels_last": channels_last, **timing}
+    set_lr(w_opt, config.lr)
+    return model, search_step_fn(model, Bilevel(order=config.order, hvp=config.hvp, r=config.fd_r), w_opt, a_opt,
+                                 config)
+
+
+def _compare_runs(make_fast, make_plain, inputs, steps: int = 4) -> dict:
+    """Run `steps` steps (enough to reach a CUDA-graph replay) of both setups from the same start on `inputs`.
+    The figure that says "the same function" is the largest relative difference of the step losses: parameters
+    drift apart by rounding, and Adam's first steps turn rounding-sized alpha gradients into full-sized steps, so
+    the parameter differences (also reported) are larger without anything being wrong."""
+    runs = []
+    for make in (make_fast, make_plain):
+        model, step = make()
+        losses = [step(*inputs)[0].detach().float().clone() for _ in range(steps)]
+        runs.append((torch.stack(losses).cpu(), [p.detach().float().clone() for p in model.parameters()]))
+        del model, step
+    (loss_fast, params_fast), (loss_plain, params_plain) = runs
+    rel = [((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item() for a, b in zip(params_fast, params_plain)]
+    return {"steps": steps, "max_rel_loss_diff": ((loss_fast - loss_plain).abs() / loss_plain.abs()).max().item(),
+            "max_rel_param_diff": max(rel), "losses": loss_fast.tolist(), "plain_losses": loss_plain.tolist()}
 
 
 def measure_train_step(device: str, batch_size: int, channels: int, layers: int, genotype: str, precision: str,
-                       channels_last: bool, steps: int, warmup: int, seed: int = 0) -> dict:
+                       channels_last: bool, steps: int, warmup: int, cuda_graphs: bool = False, check: bool = False,
+                       seed: int = 0) -> dict:
     """Time `warmup` + `steps` training steps of the evaluation network (auxiliary head on, drop-path 0.2, SGD with
-    the CIFAR recipe's settings) on random CIFAR-shaped data, in this process."""
+    the CIFAR recipe's settings) on random CIFAR-shaped data, in this process. `check` as for the search step."""
+    from .config import TrainConfig
+
+    dev = _device(device)
+    config = TrainConfig(genotype=genotype, channels=channels, layers=layers, batch_size=batch_size,
+                         precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs).validate()
+    batch = _random_batch(batch_size, dev, torch.Generator(device=dev).manual_seed(seed))
+    model, step = _train_setup(config, dev, seed)
+    timing = _time_steps(lambda: step(*batch), dev, batch_size, warmup, steps, _startup_steps(step))
+    result = {"what": "train", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
+              "genotype": genotype, "precision": precision, "channels_last": channels_last,
+              "cuda_graphs": cuda_graphs, "steps": steps, "warmup": warmup, **timing}
+    if check and (precision != "fp32" or cuda_graphs):
+        del model, step
+        plain = TrainConfig(**{**config.to_dict(), "precision": "fp32", "cuda_graphs": False})
+        # drop-path draws masks from the default generator: both setups start from the same seed
+        result["check"] = _compare_runs(lambda: _train_setup(config, dev, seed), lambda: _train_setup(plain, dev, seed),
+                                        batch)
+    return result
+
+
+def _train_setup(config, dev, seed: int):
     from .genotype import load_genotype
     from .nets import NetworkCIFAR
-    from .run.common import resolve_device
-    from .run.train import train_step
+    from .run.common import make_sgd
+    from .run.train import train_step_fn
 
-    dev = resolve_device(device)
     torch.manual_seed(seed)
-    model = NetworkCIFAR(load_genotype(genotype), C=channels, layers=layers, num_classes=10, auxiliary=True)
-    model = model.use_channels_last(channels_last).to(dev).train()
-    model.drop_path_prob = 0.2
-    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
-    g = torch.Generator(device=dev).manual_seed(seed)
-    x = torch.randn(batch_size, 3, 32, 32, device=dev, generator=g)
-    y = torch.randint(0, 10, (batch_size,), device=dev, generator=g)
-    timing = _time_steps(lambda: train_step(model, opt, x, y, 0.4, 0.0, 5.0, precision), dev, batch_size, warmup,
-                         steps)
-    return {"what": "train", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
-            "genotype": genotype, "precision": precision, "channels_last": channels_last, "steps": steps,
-            "warmup": warmup, **timing}
+    model = NetworkCIFAR(load_genotype(config.genotype), C=config.channels, layers=config.layers, num_classes=10,
+                         auxiliary=True)
+    model = model.use_channels_last(config.channels_last).to(dev).train()
+    opt = make_sgd(model.parameters(), config.lr, config.momentum, config.weight_decay, config.cuda_graphs)
+    step = train_step_fn(model, opt, config)
+    model.drop_path_prob = config.drop_path_prob
+    torch.manual_seed(seed)
+    return model, step
 
 
-def _time_steps(step, dev: torch.device, batch_size: int, warmup: int, steps: int) -> dict:
-    """Run `step` warmup + steps times, synchronizing after each; median and min over the timed ones, the first
-    step's time (warm-up, allocation, compilation), images/s of the median, and peak memory."""
+def _random_batch(batch_size: int, dev: torch.device, g: torch.Generator) -> list[torch.Tensor]:
+    return [torch.randn(batch_size, 3, 32, 32, device=dev, generator=g),
+            torch.randint(0, 10, (batch_size,), device=dev, generator=g)]
+
+
+def _device(name: str) -> torch.device:
+    from .run.common import resolve_device
+
+    return resolve_device(name)
+
+
+def _startup_steps(step) -> int:
+    """Steps until the step runs as it will from then on: the first, or for a CUDA graph the eager warm-up steps
+    and the capture."""
+    from .run.graphs import CapturedStep
+
+    return step.warmup + 1 if isinstance(step, CapturedStep) else 1
+
+
+def _time_steps(step, dev: torch.device, batch_size: int, warmup: int, steps: int, startup: int = 1) -> dict:
+    """Run `step` warmup + steps times (at least `startup` untimed), synchronizing after each; median and min over
+    the timed ones, the time of the `startup` first steps (allocation, cuDNN plans, graph capture), images/s of
+    the median, and peak memory."""
+    warmup = max(warmup, startup)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     all_times = []
@@ -103,8 +182,8 @@ def _time_steps(step, dev: torch.device, batch_size: int, warmup: int, steps: in
     median = statistics.median(times)
     peak, mem_kind = _peak_memory(dev)
     return {"median_s": median, "min_s": min(times), "images_per_s": batch_size / median,
-            "first_step_s": all_times[0], "peak_memory_bytes": peak, "memory_kind": mem_kind,
-            "threads": torch.get_num_threads()}
+            "first_step_s": sum(all_times[:startup]), "warmup": warmup, "peak_memory_bytes": peak,
+            "memory_kind": mem_kind, "threads": torch.get_num_threads()}
 
 
 def _peak_memory(dev: torch.device) -> tuple[int, str]:
@@ -144,61 +223,68 @@ def published_for(result: dict):
     return ref.get(result["order"]) if ref else None
 
 
+def _check_cell(r: dict) -> str:
+    return f"{r['check']['max_rel_loss_diff']:.1e}" if "check" in r else "-"
+
+
 def format_table(results: list[dict]) -> str:
-    head = (f"{'order':<22} {'batch':>5} {'C':>3} {'cells':>5} {'s/step':>8} {'img/s':>7} {'first s':>8} "
-            f"{'peak mem':>10} {'published s/step':>17} {'speed-up':>8}")
+    head = (f"{'order':<26} {'setup':<24} {'batch':>5} {'C':>3} {'cells':>5} {'s/step':>8} {'img/s':>7} "
+            f"{'first s':>8} {'peak mem':>10} {'published':>9} {'speed-up':>8} {'vs plain':>8}")
     lines = [head, "-" * len(head)]
     for r in results:
         name = "first" if r["order"] == 1 else f"second ({r['hvp']})"
         ref = published_for(r)
         ref_s = f"{ref:.3f}" if ref else "-"
         speedup = f"{ref / r['median_s']:.2f}x" if ref else "-"
-        lines.append(f"{name:<22} {r['batch_size']:>5} {r['channels']:>3} {r['layers']:>5} {r['median_s']:>8.3f} "
-                     f"{r['images_per_s']:>7.1f} {r['first_step_s']:>8.2f} {r['peak_memory_bytes'] / 2**30:>8.2f}GB "
-                     f"{ref_s:>17} {speedup:>8}")
+        lines.append(f"{name:<26} {speed_label(r):<24} {r['batch_size']:>5} {r['channels']:>3} {r['layers']:>5} "
+                     f"{r['median_s']:>8.3f} {r['images_per_s']:>7.1f} {r['first_step_s']:>8.2f} "
+                     f"{r['peak_memory_bytes'] / 2**30:>8.2f}GB {ref_s:>9} {speedup:>8} {_check_cell(r):>8}")
+    lines.append("published: s/step of the original code on the same card kind and sizes; vs plain (--check): "
+                 "largest relative difference of the losses of 4 steps against fp32 eager per-op steps")
     return "\n".join(lines)
 
 
 def bench_search(device="cpu", batch_size=64, channels=16, layers=8, orders=(1, 2), hvps=("finite-difference",),
-                 steps=5, warmup=2, channels_last=True, echo=print) -> list[dict]:
+                 steps=5, warmup=2, channels_last=True, echo=print, **options) -> list[dict]:
+    """Time each order (and Hessian-vector product) with the given `options` (precision, fuse_ops, checkpoint_cells,
+    cuda_graphs, partial_channels, edge_normalization, check), each in a child process."""
     results = []
     for order in orders:
         for hvp in (hvps if order == 2 else ("finite-difference",)):
             args = dict(device=device, batch_size=batch_size, channels=channels, layers=layers, order=order,
-                        hvp=hvp, steps=steps, warmup=warmup, channels_last=channels_last)
-            echo(f"timing order {order}{' (' + hvp + ')' if order == 2 else ''}: batch {batch_size}, C={channels}, "
-                 f"{layers} cells, {warmup} warm-up + {steps} timed steps on {device} ...")
+                        hvp=hvp, steps=steps, warmup=warmup, channels_last=channels_last, **options)
+            echo(f"timing order {order}{' (' + hvp + ')' if order == 2 else ''}, {speed_label(args)}: batch "
+                 f"{batch_size}, C={channels}, {layers} cells, {warmup} warm-up + {steps} timed steps on {device} ...")
             results.append(run_child(args))
     return results
 
 
 def bench_train(device="cpu", batch_size=96, channels=36, layers=20, genotype="DARTS_V2", precisions=("fp32",),
-                channels_last=True, steps=3, warmup=1, echo=print) -> list[dict]:
+                channels_last=True, steps=3, warmup=1, echo=print, **options) -> list[dict]:
     results = []
     for precision in precisions:
         args = dict(device=device, batch_size=batch_size, channels=channels, layers=layers, genotype=genotype,
-                    precision=precision, channels_last=channels_last, steps=steps, warmup=warmup)
-        echo(f"timing the training step of {genotype} (C={channels}, {layers} cells, batch {batch_size}, {precision}"
-             f"{', channels-last' if channels_last else ''}): {warmup} warm-up + {steps} timed steps on {device} ...")
+                    precision=precision, channels_last=channels_last, steps=steps, warmup=warmup, **options)
+        echo(f"timing the training step of {genotype} (C={channels}, {layers} cells, batch {batch_size}, "
+             f"{speed_label(args)}): {warmup} warm-up + {steps} timed steps on {device} ...")
         results.append(run_child(args, "train"))
     return results
 
 
 def format_train_table(results: list[dict]) -> str:
-    head = (f"{'genotype':<10} {'precision':<9} {'NHWC':<5} {'batch':>5} {'C':>3} {'cells':>5} {'s/step':>8} "
-            f"{'img/s':>8} {'first s':>8} {'peak mem':>10} {'published img/s':>16} {'speed-up':>8}")
+    head = (f"{'genotype':<10} {'setup':<18} {'batch':>5} {'C':>3} {'cells':>5} {'s/step':>8} "
+            f"{'img/s':>8} {'first s':>8} {'peak mem':>10} {'published img/s':>16} {'speed-up':>8} {'vs plain':>8}")
     lines = [head, "-" * len(head)]
     for r in results:
         kind = "h100" if r["device"].startswith("cuda") else "cpu-2core"
         ref = None
-        if r["genotype"].upper() in ("DARTS_V2", "DARTS") and r["precision"] == "fp32":  # the published setting
+        if r["genotype"].upper() in ("DARTS_V2", "DARTS"):  # the published network and sizes
             ref = PUBLISHED_TRAIN.get((kind, r["batch_size"], r["channels"], r["layers"]))
         ref_s = f"{ref:.0f}" if ref else "-"
         speedup = f"{r['images_per_s'] / ref:.2f}x" if ref else "-"
-        lines.append(f"{r['genotype']:<10} {r['precision']:<9} {'yes' if r['channels_last'] else 'no':<5} "
-                     f"{r['batch_size']:>5} {r['channels']:>3} {r['layers']:>5} {r['median_s']:>8.3f} "
-                     f"{r['images_per_s']:>8.1f} {r['first_step_s']:>8.2f} {r['peak_memory_bytes'] / 2**30:>8.2f}GB "
-                     f"{ref_s:>16} {speedup:>8}")
+        lines.append(f"{r['genotype']:<10} {speed_label(r):<18} {r['batch_size']:>5} {r['channels']:>3} "
+                     f"{r['layers']:>5} {r['median_s']:>8.3f} {r['images_per_s']:>8.1f} {r['first_step_s']:>8.2f} "
+                     f"{r['peak_memory_bytes'] / 2**30:>8.2f}GB {ref_s:>16} {speedup:>8} {_check_cell(r):>8}")
     return "\n".join(lines)
 
 

@@ -59,7 +59,10 @@ class SearchConfig(Settings):
     layers: int = _f(8, "cells in the supernet")
     nodes: int = _f(4, "intermediate nodes per cell")
     stem_multiplier: int = _f(3, "stem output channels = stem_multiplier * C")
-    channels_last: bool = _f(True, "NHWC layout for convs and pools (same function; faster on CPU)")
+    partial_channels: int = _f(1, "PC-DARTS: only 1/K of each edge's channels go through its ops (1: all, DARTS; "
+                               "PC-DARTS uses 4)")
+    edge_normalization: bool = _f(False, "PC-DARTS edge normalization: a learned softmax weight over the inputs of "
+                                  "each node")
     # weights
     epochs: int = _f(50, "search epochs")
     batch_size: int = _f(64, "batch size (weights and alphas)")
@@ -81,6 +84,12 @@ class SearchConfig(Settings):
     crop_padding: int = _f(4, "random-crop padding (0: no crop)")
     flip: bool = _f(True, "random horizontal flips")
     cutout: int = _f(0, "cutout square side (0: off; DARTS search uses none)")
+    # speed (each computes the same function; docs/benchmarks.md has what they measured)
+    channels_last: bool = _f(True, "NHWC layout for convs and pools (faster on CPU)")
+    precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", ("fp32", "bf16"))
+    fuse_ops: bool = _f(False, "compute all candidate ops that read one state in a few batched kernels")
+    checkpoint_cells: bool = _f(False, "recompute each cell's activations in backward (less memory, more time)")
+    cuda_graphs: bool = _f(False, "capture the whole search step in a CUDA graph and replay it (CUDA only)")
     # run
     seed: int = _f(2, "random seed")
     device: str = _f("auto", "cpu, cuda, cuda:N or auto")
@@ -89,7 +98,7 @@ class SearchConfig(Settings):
     progress: bool = _f(True, "show a progress bar")
 
     POSITIVE = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
-                "synthetic_size", "log_every")
+                "synthetic_size", "log_every", "partial_channels")
 
     def validate(self) -> "SearchConfig":
         problems = self.generic_problems()
@@ -99,6 +108,9 @@ class SearchConfig(Settings):
             problems.append("learning rates must be positive")
         if self.limit < 0 or self.cutout < 0 or self.crop_padding < 0 or self.grad_clip < 0:
             problems.append("--limit, --cutout, --crop-padding and --grad-clip cannot be negative")
+        if self.partial_channels > 1 and self.channels % (2 * self.partial_channels):
+            problems.append(f"--channels {self.channels} must be a multiple of 2 x --partial-channels "
+                            f"{self.partial_channels} (each edge's ops get C/K channels, an even number)")
         if problems:
             raise DartsNasError("; ".join(problems))
         return self
@@ -149,6 +161,7 @@ class TrainConfig(Settings):
     # speed
     precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", ("fp32", "bf16"))
     channels_last: bool = _f(True, "NHWC layout for convs and pools (same function; 1.45x faster on CPU)")
+    cuda_graphs: bool = _f(False, "capture the whole training step in a CUDA graph and replay it (CUDA only)")
     # run
     seed: int = _f(0, "random seed")
     device: str = _f("auto", "cpu, cuda, cuda:N or auto")
@@ -190,6 +203,21 @@ class TrainConfig(Settings):
         if self.network != "auto":
             return self.network
         return "imagenet" if self.dataset == "imagenet" else "cifar"
+
+
+def speed_label(r: dict) -> str:
+    """The speed settings (and PC-DARTS options) in a settings or bench-result dict, e.g. 'bf16 fused graphs';
+    'fp32 eager' for the plain setting."""
+    parts = [r.get("precision", "fp32")]
+    parts += [name for key, name in (("fuse_ops", "fused"), ("checkpoint_cells", "ckpt"), ("cuda_graphs", "graphs"))
+              if r.get(key)]
+    if r.get("partial_channels", 1) > 1:
+        parts.append(f"PC{r['partial_channels']}")
+    if r.get("edge_normalization"):
+        parts.append("EN")
+    if not r.get("channels_last", True):
+        parts.append("NCHW")
+    return " ".join(parts) if len(parts) > 1 else parts[0] + " eager"
 
 
 PRESETS: dict[str, dict] = {

@@ -138,6 +138,24 @@ class Pool(nn.Module):
         return self.bn(x) if self.bn is not None else x
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """A 4-d tensor stored NHWC (and not also NCHW, as 1x1 maps are)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def channel_shuffle(x: torch.Tensor, groups: int, dim: int = 1) -> torch.Tensor:
+    """Interleave `groups` equal blocks of channels along `dim` (PC-DARTS mixes the processed and bypassed
+    channels of an edge this way): channel g * (C / groups) + c moves to c * groups + g. Keeps NHWC storage."""
+    out = x.unflatten(dim, (groups, x.shape[dim] // groups)).transpose(dim, dim + 1).flatten(dim, dim + 1)
+    return out.contiguous(memory_format=torch.channels_last) if is_channels_last(x) else out
+
+
+def partial_bypass(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """The channels a PC-DARTS edge does not process: unchanged, or 2x2 max-pooled on a stride-2 edge (ceil mode,
+    so odd sides match the ops' output)."""
+    return x if stride == 1 else F.max_pool2d(x, 2, 2, ceil_mode=True)
+
+
 def make_op(name: str, C: int, stride: int, search: bool) -> nn.Module:
     """Build op `name` on C channels. ``search=True`` gives the supernet's version (affine-free BN with batch
     statistics, BN after pooling); ``search=False`` the evaluation nets' (affine BN with running statistics)."""

@@ -13,17 +13,18 @@ from torch import nn
 from ..ops import FactorizedReduce, Identity, ReLUConvBN, make_op
 
 
-def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
+def drop_path(x: torch.Tensor, drop_prob) -> torch.Tensor:
     """Zero whole samples of `x` with probability `drop_prob`, scale the rest by 1/keep: E[out] = x.
 
-    One Bernoulli draw per sample (shape [N, 1, 1, 1]) from the default generator of x's device, so a run that
-    seeds it per epoch replays exactly.
+    One uniform draw per sample (shape [N, 1, 1, 1]) from the default generator of x's device, so a run that
+    seeds it per epoch replays exactly. `drop_prob` is a float (0 skips the draw) or a 0-dim tensor, which a
+    CUDA graph can read at every replay; a tensor holding 0 keeps every sample and scales by 1, so the value is x.
     """
-    if drop_prob <= 0.0:
+    if not isinstance(drop_prob, torch.Tensor) and drop_prob <= 0.0:
         return x
     keep = 1.0 - drop_prob
-    mask = torch.empty(x.shape[0], *([1] * (x.dim() - 1)), device=x.device, dtype=x.dtype).bernoulli_(keep)
-    return x * (mask / keep)
+    u = torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device, dtype=torch.float32)
+    return x * ((u < keep).float() / keep).to(x.dtype)
 
 
 class EvalCell(nn.Module):
@@ -46,9 +47,10 @@ class EvalCell(nn.Module):
         self.concat = tuple(concat)
         self.multiplier = len(self.concat)
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob=0.0) -> torch.Tensor:
+        """`drop_prob`: a float, or a 0-dim tensor (applied in training mode whatever it holds; see drop_path)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        drop = self.training and drop_prob > 0.0
+        drop = self.training and (isinstance(drop_prob, torch.Tensor) or drop_prob > 0.0)
         for i in range(len(self.ops) // 2):
             node = None
             for k in (2 * i, 2 * i + 1):
@@ -98,6 +100,30 @@ class EvalNetwork(nn.Module):
     """
 
     channels_last = False
+    _drop_path_prob = 0.0
+
+    @property
+    def drop_path_prob(self) -> float:
+        return self._drop_path_prob
+
+    @drop_path_prob.setter
+    def drop_path_prob(self, p: float) -> None:
+        self._drop_path_prob = float(p)
+        tensor = getattr(self, "drop_path_tensor", None)
+        if tensor is not None:
+            tensor.fill_(self._drop_path_prob)  # a kernel launch, no host synchronization
+
+    def use_drop_path_tensor(self, enabled: bool = True) -> "EvalNetwork":
+        """Keep the drop-path probability in a 0-dim buffer on the model's device, updated in place when
+        ``drop_path_prob`` is set, and apply drop-path on every training step (at 0 it multiplies by 1): what a
+        step replayed from a CUDA graph needs, since a Python number would be frozen at capture."""
+        if enabled:
+            device = next(self.parameters()).device
+            self.register_buffer("drop_path_tensor", torch.tensor(self._drop_path_prob, device=device),
+                                 persistent=False)
+        else:
+            self.drop_path_tensor = None
+        return self
 
     def _build_cells(self, genotype, C: int, layers: int, C_prev_prev: int, C_prev: int, reduction_prev: bool,
                      num_classes: int, auxiliary: bool, aux_stride: int, aux_bn: bool) -> int:
@@ -119,7 +145,6 @@ class EvalNetwork(nn.Module):
                 C_aux = C_prev
         self.auxiliary_head = AuxiliaryHead(C_aux, num_classes, aux_stride, aux_bn) if auxiliary else None
         self.classifier = nn.Linear(C_prev, num_classes)
-        self.drop_path_prob = 0.0
         return C_prev
 
     def stem_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
@@ -130,8 +155,10 @@ class EvalNetwork(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         s0, s1 = self.stem_forward(x)
         aux = None
+        tensor = getattr(self, "drop_path_tensor", None)
+        drop = tensor if tensor is not None else self._drop_path_prob
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            s0, s1 = s1, cell(s0, s1, drop)
             if i == self.aux_position and self.auxiliary_head is not None and self.training:
                 aux = self.auxiliary_head(s1)
         logits = self.classifier(torch.flatten(F.adaptive_avg_pool2d(s1, 1), 1))

@@ -13,8 +13,8 @@ from ..errors import DartsNasError
 from ..fileio import atomic_write_text
 from .checkpoint import CHECKPOINT
 
-# What a resumed run may change: where it runs and how it shows progress, never what it computes.
-RESUMABLE_CHANGES = ("device", "progress")
+# What a resumed run may change: where and how fast it runs and how it shows progress, never what it computes.
+RESUMABLE_CHANGES = ("device", "progress", "cuda_graphs")
 
 
 class NonFiniteLoss(DartsNasError):
@@ -33,6 +33,30 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise DartsNasError(f"--device {name}: only cpu and cuda are supported")
     return device
+
+
+def make_sgd(params, lr: float, momentum: float, weight_decay: float, graph_safe: bool = False):
+    """SGD with momentum and L2 weight decay, as the papers use it. ``graph_safe``: PyTorch's fused implementation
+    with the learning rate held in a 0-dim tensor on the parameters' device (see hold_lr_in_tensor): the same
+    update, with nothing in step() read back to the host, so a CUDA graph can capture it."""
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=graph_safe or None)
+    return hold_lr_in_tensor(opt) if graph_safe else opt
+
+
+def hold_lr_in_tensor(optimizer):
+    """Put each group's learning rate in a 0-dim tensor on its parameters' device; set_lr then fills it in place,
+    so a captured step reads the current value. Call it again after load_state_dict (which restores numbers)."""
+    for group in optimizer.param_groups:
+        group["lr"] = torch.tensor(float(group["lr"]), device=group["params"][0].device)
+    return optimizer
+
+
+def set_lr(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
 
 
 def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
@@ -80,7 +104,7 @@ def check_resume(run_dir: Path, changes: dict) -> None:
     if refused:
         raise DartsNasError(f"--resume continues a run with its recorded settings; drop "
                             f"{', '.join('--' + k.replace('_', '-') for k in refused)} (only "
-                            f"{', '.join('--' + k for k in RESUMABLE_CHANGES)} may change)")
+                            f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)} may change)")
     if not Path(run_dir).is_dir():
         raise DartsNasError(f"--resume {run_dir}: no such run directory")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import SearchConfig
+from ..config import SearchConfig, speed_label
 from ..data import DeviceLoader, load_dataset, search_split
 from ..errors import DartsNasError
 from ..fileio import atomic_write_json
@@ -22,7 +22,9 @@ from ..spaces import DartsCNNSearchModel
 from ..strategies import Bilevel
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .common import (EpochMeter, NonFiniteLoss, check_finite, check_resume, cosine_lr, epoch_generator,
-                     last_checkpoint_text, refuse_existing_run, resolve_device, restore_states, write_metrics)
+                     hold_lr_in_tensor, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
+                     restore_states, set_lr, write_metrics)
+from .graphs import CapturedStep, require_cuda_graphs
 from .log import Progress, format_duration, format_op_weights
 
 CHECKPOINT_KIND = "darts-nas/search"
@@ -31,8 +33,15 @@ CHECKPOINT_KIND = "darts-nas/search"
 def build_search_model(config: SearchConfig, num_classes: int, in_channels: int) -> DartsCNNSearchModel:
     model = DartsCNNSearchModel(C=config.channels, num_classes=num_classes, layers=config.layers, steps=config.nodes,
                                 multiplier=config.nodes, stem_multiplier=config.stem_multiplier,
-                                in_channels=in_channels)
-    return model.use_channels_last(config.channels_last)
+                                in_channels=in_channels, partial_channels=config.partial_channels,
+                                edge_normalization=config.edge_normalization)
+    return apply_speed_settings(model, config)
+
+
+def apply_speed_settings(model: DartsCNNSearchModel, config: SearchConfig) -> DartsCNNSearchModel:
+    """The settings that change how the search model is computed, not what (each tested equal to the default)."""
+    return (model.use_channels_last(config.channels_last).use_precision(config.precision)
+            .use_fused_ops(config.fuse_ops).use_cell_checkpointing(config.checkpoint_cells))
 
 
 def search_model_from_checkpoint(path) -> tuple[DartsCNNSearchModel, dict]:
@@ -48,12 +57,25 @@ def search_model_from_checkpoint(path) -> tuple[DartsCNNSearchModel, dict]:
 
 
 def build_optimizers(model, config: SearchConfig):
-    """Weights: SGD with momentum and L2 decay. Alphas: Adam with L2 decay, kept apart from the weights."""
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=config.lr, momentum=config.momentum,
-                            weight_decay=config.weight_decay)
+    """Weights: SGD with momentum and L2 decay. Alphas: Adam with L2 decay, kept apart from the weights.
+    With --cuda-graphs both are PyTorch's fused implementations, the SGD learning rate a device tensor and Adam's
+    step count on the device: the same updates, with nothing read back to the host."""
+    graph_safe = config.cuda_graphs
+    w_opt = make_sgd(model.weight_parameters(), config.lr, config.momentum, config.weight_decay, graph_safe)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=config.arch_lr, betas=(config.arch_beta1, config.arch_beta2),
-                             weight_decay=config.arch_weight_decay)
+                             weight_decay=config.arch_weight_decay, fused=graph_safe or None,
+                             capturable=graph_safe and model.alphas["normal"].device.type == "cuda")
     return w_opt, a_opt
+
+
+def search_step_fn(model, strategy, w_opt, a_opt, config: SearchConfig):
+    """step(x_train, y_train, x_val, y_val) -> (training loss, logits), both on the device: the strategy's step at
+    the weight optimizer's current learning rate (set_lr), eager or, with --cuda-graphs, replayed from a graph."""
+    def step(x_train, y_train, x_val, y_val):
+        return strategy.step(model, (x_train, y_train), (x_val, y_val), w_opt, a_opt, w_opt.param_groups[0]["lr"],
+                             config.grad_clip)
+
+    return CapturedStep(step) if config.cuda_graphs else step
 
 
 @dataclass
@@ -73,6 +95,8 @@ class SearchRun:
         self.run_dir = Path(run_dir)
         self.echo = echo
         self.device = resolve_device(config.device)
+        if config.cuda_graphs:
+            require_cuda_graphs(self.device)
 
         dataset = load_dataset(config.dataset, config.data, train=True, download=config.download,
                                image_size=config.image_size, synthetic_size=config.synthetic_size, seed=config.seed)
@@ -94,6 +118,7 @@ class SearchRun:
         self.model = build_search_model(config, len(dataset.classes), dataset.images.shape[1]).to(self.device)
         self.w_opt, self.a_opt = build_optimizers(self.model, config)
         self.strategy = Bilevel(order=config.order, hvp=config.hvp, r=config.fd_r)
+        self.step_fn = search_step_fn(self.model, self.strategy, self.w_opt, self.a_opt, config)
         self.epoch = 0
         self.history: list[dict] = []
 
@@ -107,6 +132,8 @@ class SearchRun:
     def load_state(self, state: dict) -> None:
         restore_states(state, {"model": self.model, "w_optimizer": self.w_opt, "a_optimizer": self.a_opt},
                        "search model")
+        if self.config.cuda_graphs:
+            hold_lr_in_tensor(self.w_opt)
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
 
@@ -129,8 +156,7 @@ class SearchRun:
 
     def train_epoch(self, epoch: int, lr: float) -> tuple[float, float]:
         c = self.config
-        for group in self.w_opt.param_groups:
-            group["lr"] = lr
+        set_lr(self.w_opt, lr)
         self.model.train()
         meter = EpochMeter(self.device)
         progress = Progress(self.steps, f"epoch {epoch + 1}/{c.epochs}", enabled=c.progress)
@@ -138,8 +164,7 @@ class SearchRun:
                       self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device)))
         try:
             for step, (train_batch, val_batch) in enumerate(batches, 1):
-                loss, logits = self.strategy.step(self.model, train_batch, val_batch, self.w_opt, self.a_opt, lr,
-                                                  c.grad_clip)
+                loss, logits = self.step_fn(*train_batch, *val_batch)
                 meter.add(loss, logits, train_batch[1])
                 postfix = None
                 if step % c.log_every == 0 or step == self.steps:  # the only reads from the device
@@ -162,8 +187,12 @@ class SearchRun:
 
     def alpha_lists(self) -> dict:
         """Raw alphas and relaxed op weights as nested lists, for the JSON logs."""
-        return {"alphas": {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()},
-                "op_weights": {k: w.detach().cpu().tolist() for k, w in self.model.op_weights().items()}}
+        out = {"alphas": {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()},
+               "op_weights": {k: w.detach().cpu().tolist() for k, w in self.model.op_weights().items()}}
+        if len(self.model.betas):
+            out["betas"] = {k: b.detach().cpu().tolist() for k, b in self.model.betas.items()}
+            out["edge_weights"] = {k: e.detach().cpu().tolist() for k, e in self.model.edge_weights().items()}
+        return out
 
     def run(self, stop_after: int | None = None) -> SearchResult:
         c = self.config
@@ -172,7 +201,8 @@ class SearchRun:
         n_w, n_a = (sum(p.numel() for p in ps) for ps in (self.model.weight_parameters(),
                                                            self.model.arch_parameters()))
         self.echo(f"search: {c.dataset} ({len(self.dataset)} images, {len(self.train_loader)} for weights / "
-                  f"{len(self.val_loader)} for alphas), {self.device}, order {c.order}"
+                  f"{len(self.val_loader)} for alphas), {self.device} ({speed_label(c.to_dict())}), "
+                  f"order {c.order}"
                   f"{' (' + c.hvp + ')' if c.order == 2 else ''}, {self.steps} steps/epoch, "
                   f"{n_w / 1e6:.2f}M weights, {n_a} alphas -> {self.run_dir}")
         done_now = 0

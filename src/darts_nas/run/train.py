@@ -14,7 +14,6 @@ run resumed from a checkpoint ends where an uninterrupted one would (on CPU, bit
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..config import TrainConfig
+from ..config import TrainConfig, speed_label
 from ..data import DeviceLoader, load_dataset
 from ..data.dataset import subset_indices
 from ..data.folder import list_image_folder
@@ -33,8 +32,11 @@ from ..genotype import Genotype, load_genotype, save_genotype
 from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
 from ..nets.profile import profile_network
 from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
+from ..precision import autocast, full_precision
 from .common import (EpochMeter, check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
-                     last_checkpoint_text, refuse_existing_run, resolve_device, restore_states, write_metrics)
+                     hold_lr_in_tensor, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
+                     restore_states, set_lr, write_metrics)
+from .graphs import CapturedStep, require_cuda_graphs
 from .log import Progress, format_duration
 
 CHECKPOINT_KIND = "darts-nas/train"
@@ -154,18 +156,12 @@ def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: d
 # ----------------------------------------------------------------------------------------------------------------
 # one step, one evaluation
 # ----------------------------------------------------------------------------------------------------------------
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def training_loss(model: EvalNetwork, x, y, auxiliary_weight: float, label_smoothing: float):
     """Cross-entropy of the logits plus auxiliary_weight times that of the auxiliary head (training mode)."""
     logits, aux = model.forward_with_aux(x)
-    loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    loss = F.cross_entropy(full_precision(logits), y, label_smoothing=label_smoothing)
     if aux is not None and auxiliary_weight > 0:
-        loss = loss + auxiliary_weight * F.cross_entropy(aux.float(), y, label_smoothing=label_smoothing)
+        loss = loss + auxiliary_weight * F.cross_entropy(full_precision(aux), y, label_smoothing=label_smoothing)
     return loss, logits
 
 
@@ -180,6 +176,18 @@ def train_step(model, optimizer, x, y, auxiliary_weight=0.4, label_smoothing=0.0
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss.detach(), logits.detach()
+
+
+def train_step_fn(model: EvalNetwork, optimizer, c: TrainConfig):
+    """step(x, y) -> (loss, logits) at the optimizer's current learning rate (set_lr): eager or, with --cuda-graphs,
+    replayed from a graph (the drop-path probability then lives in a device tensor the graph reads)."""
+    def step(x, y):
+        return train_step(model, optimizer, x, y, c.auxiliary_weight, c.label_smoothing, c.grad_clip, c.precision)
+
+    if not c.cuda_graphs:
+        return step
+    model.use_drop_path_tensor()
+    return CapturedStep(step)
 
 
 @torch.no_grad()
@@ -197,7 +205,7 @@ def evaluate_model(model: EvalNetwork, loader, precision: str = "fp32", progress
     try:
         for x, y in loader.eval_batches():
             with autocast(device, precision):
-                logits = model(x).float()
+                logits = full_precision(model(x))
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             k = min(5, logits.shape[1])
             hits = logits.topk(k, dim=1).indices == y[:, None]
@@ -239,6 +247,8 @@ class TrainRun:
         self.run_dir = Path(run_dir)
         self.echo = echo
         self.device = resolve_device(c.device)
+        if c.cuda_graphs:
+            require_cuda_graphs(self.device)
         self.genotype = genotype if genotype is not None else load_genotype(c.genotype)
         self.data = load_train_data(c, self.device)
         for note in self.data.notes:
@@ -251,8 +261,8 @@ class TrainRun:
         model = build_network_for(c, self.genotype, len(self.data.classes), self.data.in_channels)
         self.profile = profile_network(model, self.data.image_size)
         self.model = model.use_channels_last(c.channels_last).to(self.device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
-                                         weight_decay=c.weight_decay)
+        self.optimizer = make_sgd(self.model.parameters(), c.lr, c.momentum, c.weight_decay, c.cuda_graphs)
+        self.step_fn = train_step_fn(self.model, self.optimizer, c)
         self.epoch = 0
         self.history: list[dict] = []
         self.best: dict | None = None
@@ -281,6 +291,8 @@ class TrainRun:
 
     def load_state(self, state: dict) -> None:
         restore_states(state, {"model": self.model, "optimizer": self.optimizer}, "network")
+        if self.config.cuda_graphs:
+            hold_lr_in_tensor(self.optimizer)
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best = state.get("best")
@@ -303,8 +315,7 @@ class TrainRun:
         try:
             batches = self.data.train.epoch(epoch_generator(c.seed, epoch, 0, self.device))
             for step, (x, y) in enumerate(batches, 1):
-                loss, logits = train_step(self.model, self.optimizer, x, y, c.auxiliary_weight, c.label_smoothing,
-                                          c.grad_clip, c.precision)
+                loss, logits = self.step_fn(x, y)
                 meter.add(loss, logits, y)
                 postfix = None
                 if step % c.log_every == 0 or step == self.steps:  # the only reads from the device
@@ -326,7 +337,7 @@ class TrainRun:
         return (f"train: {label} cell, {type(self.model).__name__} C={c.channels} {c.layers} cells: "
                 f"{p.params / 1e6:.2f}M params ({p.params_total / 1e6:.2f}M with the auxiliary head), "
                 f"{p.multiply_adds / 1e6:.0f}M multiply-adds; {d.name}: {len(d.train)} train / {len(d.test)} test "
-                f"images; {self.device}, {c.precision}, {self.steps} steps/epoch -> {self.run_dir}")
+                f"images; {self.device} ({speed_label(c.to_dict())}), {self.steps} steps/epoch -> {self.run_dir}")
 
     def run(self, stop_after: int | None = None) -> TrainResult:
         c = self.config
@@ -341,8 +352,7 @@ class TrainRun:
                 break
             epoch = self.epoch
             lr, drop = self.lr_at(epoch), self.drop_path_at(epoch)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            set_lr(self.optimizer, lr)
             self.model.drop_path_prob = drop
             t0 = time.perf_counter()
             train_loss, train_acc = self.train_epoch(epoch)

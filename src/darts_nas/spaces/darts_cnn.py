@@ -11,10 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.utils.checkpoint import checkpoint
 
+from ..errors import DartsNasError
 from ..genotype import PRIMITIVES, Genotype, derive_genotype
-from ..ops import FactorizedReduce, ReLUConvBN, make_op
+from ..ops import FactorizedReduce, ReLUConvBN, channel_shuffle, make_op, partial_bypass
+from ..precision import PRECISIONS, autocast, full_precision
 from ..relaxation import get_relaxation
+from .fused import check_fusable, fused_nodes
 
 
 def num_edges(steps: int) -> int:
@@ -27,20 +31,33 @@ class MixedOp(nn.Module):
 
     `none` contributes w_none * 0 and is skipped: the value and every gradient are unchanged. The ReLU that
     opens the conv ops is computed once per edge.
+
+    ``partial=K > 1`` is PC-DARTS' partial channel connection: only the first C/K channels go through the ops,
+    the rest bypass them (2x2 max-pooled on a reduction edge), and the two parts are channel-shuffled.
     """
 
-    def __init__(self, C: int, stride: int, primitives=PRIMITIVES):
+    def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial: int = 1):
         super().__init__()
+        self.stride = stride
+        self.partial = partial
         self.ops = nn.ModuleList()
         self.columns: list[int] = []  # column of the op weights each op reads
         for k, name in enumerate(primitives):
             if name == "none":
                 continue
-            self.ops.append(make_op(name, C, stride, search=True))
+            self.ops.append(make_op(name, C // partial, stride, search=True))
             self.columns.append(k)
         self.shared_relu = any(op.starts_with_relu for op in self.ops)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.partial == 1:
+            return self.mixed(x, weights)
+        C = x.shape[1]
+        part, bypass = x[:, : C // self.partial], x[:, C // self.partial:]
+        return channel_shuffle(torch.cat([self.mixed(part, weights), partial_bypass(bypass, self.stride)], 1),
+                               self.partial)
+
+    def mixed(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         relu_x = F.relu(x) if self.shared_relu else None
         w = weights.unbind()
         out = None
@@ -51,11 +68,22 @@ class MixedOp(nn.Module):
         return out
 
 
+def edge_weights(betas: torch.Tensor, steps: int) -> torch.Tensor:
+    """PC-DARTS edge normalization: softmax of the betas over the inputs of each node, concatenated per edge."""
+    parts, offset = [], 0
+    for i in range(steps):
+        parts.append(torch.softmax(betas[offset: offset + 2 + i], dim=-1))
+        offset += 2 + i
+    return torch.cat(parts)
+
+
 class SearchCell(nn.Module):
     """A cell of the supernet: two preprocessed inputs, `steps` nodes, each the sum of mixed ops over all
-    earlier states; output the channel concat of the last `multiplier` nodes."""
+    earlier states (weighted by the edge weights with edge normalization); output the channel concat of the last
+    `multiplier` nodes."""
 
-    def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev, primitives=PRIMITIVES):
+    def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev, primitives=PRIMITIVES,
+                 partial: int = 1):
         super().__init__()
         self.reduction = reduction
         self.steps = steps
@@ -69,18 +97,28 @@ class SearchCell(nn.Module):
         for i in range(steps):
             for j in range(2 + i):
                 stride = 2 if reduction and j < 2 else 1
-                self.edges.append(MixedOp(C, stride, primitives))
+                self.edges.append(MixedOp(C, stride, primitives, partial))
+        self.fused = False
 
-    def forward(self, s0, s1, weights):
+    def edge_index(self, node: int, state: int) -> int:
+        """Index of the edge from state `state` (0, 1: the cell inputs) into intermediate node `node`."""
+        return sum(2 + i for i in range(node)) + state
+
+    def forward(self, s0, s1, weights, edge_w=None):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        offset = 0
-        for _ in range(self.steps):
-            node = None
-            for j, h in enumerate(states):
-                y = self.edges[offset + j](h, weights[offset + j])
-                node = y if node is None else node + y
-            offset += len(states)
-            states.append(node)
+        if self.fused:
+            states += fused_nodes(self, states, weights, edge_w)
+        else:
+            offset = 0
+            for _ in range(self.steps):
+                node = None
+                for j, h in enumerate(states):
+                    y = self.edges[offset + j](h, weights[offset + j])
+                    if edge_w is not None:
+                        y = edge_w[offset + j] * y
+                    node = y if node is None else node + y
+                offset += len(states)
+                states.append(node)
         return torch.cat(states[-self.multiplier:], dim=1)
 
 
@@ -88,7 +126,7 @@ class SearchNetwork(nn.Module):
     """Stem, `layers` cells (reductions at 1/3 and 2/3 depth, channels doubled there), pooling, classifier."""
 
     def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=4, stem_multiplier=3, in_channels=3,
-                 primitives=PRIMITIVES):
+                 primitives=PRIMITIVES, partial: int = 1):
         super().__init__()
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(
@@ -103,46 +141,104 @@ class SearchNetwork(nn.Module):
             if reduction:
                 C_curr *= 2
             self.cells.append(SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                                         primitives))
+                                         primitives, partial))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.classifier = nn.Linear(C_prev, num_classes)
+        self.checkpoint_cells = False
 
-    def forward(self, x, weights_normal, weights_reduce):
+    def forward(self, x, weights_normal, weights_reduce, edges_normal=None, edges_reduce=None):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights_reduce if cell.reduction else weights_normal)
+            w, e = (weights_reduce, edges_reduce) if cell.reduction else (weights_normal, edges_normal)
+            if self.checkpoint_cells and torch.is_grad_enabled():
+                s1_next = checkpointed(cell, s0, s1, w, e)
+            else:
+                s1_next = cell(s0, s1, w, e)
+            s0, s1 = s1, s1_next
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(s1, 1), 1))
 
 
+def checkpointed(cell: nn.Module, *inputs):
+    """cell(*inputs) keeping only its inputs; backward recomputes its activations. The cell's current parameter
+    tensors go in as inputs, so the recomputation uses them even under ``functional_call`` (w', w +- r v of the
+    second order), whose substitution has ended by the time backward runs. Search BN has no running statistics,
+    so the recomputation is the same function."""
+    names, values = zip(*cell.named_parameters())
+
+    def run(*args):
+        return functional_call(cell, dict(zip(names, args[len(inputs):])), args[: len(inputs)])
+
+    return checkpoint(run, *inputs, *values, use_reentrant=False)
+
+
 class DartsCNNSearchModel(nn.Module):
-    """Supernet weights plus the two alpha matrices (normal, reduce), each [edges, ops], init 1e-3 N(0, 1)."""
+    """Supernet weights plus the architecture parameters: two alpha matrices (normal, reduce), each [edges, ops],
+    init 1e-3 N(0, 1); with edge normalization (PC-DARTS) also two beta vectors [edges], init the same way.
+
+    Execution settings that do not change the function: :meth:`use_channels_last`, :meth:`use_precision`,
+    :meth:`use_fused_ops`, :meth:`use_cell_checkpointing`.
+    """
 
     space = "darts-cnn"
 
     def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=None, stem_multiplier=3, in_channels=3,
-                 primitives=PRIMITIVES, relaxation="softmax"):
+                 primitives=PRIMITIVES, relaxation="softmax", partial_channels=1, edge_normalization=False):
         super().__init__()
         multiplier = steps if multiplier is None else multiplier  # concat all intermediate nodes by default
+        if partial_channels < 1 or C % partial_channels or (C // partial_channels) % 2:
+            raise DartsNasError(f"partial channels K={partial_channels} must divide C={C} into an even number of "
+                                "channels per edge")
         self.hparams = dict(C=C, num_classes=num_classes, layers=layers, steps=steps, multiplier=multiplier,
                             stem_multiplier=stem_multiplier, in_channels=in_channels, primitives=list(primitives),
-                            relaxation=relaxation)
+                            relaxation=relaxation, partial_channels=partial_channels,
+                            edge_normalization=edge_normalization)
         self.primitives = tuple(primitives)
         self.steps = steps
         self.relax = get_relaxation(relaxation)
-        self.net = SearchNetwork(C, num_classes, layers, steps, multiplier, stem_multiplier, in_channels, primitives)
+        self.net = SearchNetwork(C, num_classes, layers, steps, multiplier, stem_multiplier, in_channels, primitives,
+                                 partial_channels)
         shape = (num_edges(steps), len(primitives))
         self.alphas = nn.ParameterDict({
             "normal": nn.Parameter(1e-3 * torch.randn(shape)),
             "reduce": nn.Parameter(1e-3 * torch.randn(shape)),
         })
+        self.betas = nn.ParameterDict()
+        if edge_normalization:
+            self.betas["normal"] = nn.Parameter(1e-3 * torch.randn(shape[0]))
+            self.betas["reduce"] = nn.Parameter(1e-3 * torch.randn(shape[0]))
         self.channels_last = False
+        self.precision = "fp32"
 
+    # -- execution settings: the same function, computed differently ---------------------------------------------
     def use_channels_last(self, enabled: bool = True) -> "DartsCNNSearchModel":
         """Run convolutions and pooling in NHWC layout: the same function, and on CPU the depthwise/dilated convs
         and pools are 2-5x faster (docs/benchmarks.md). Inputs are converted in forward."""
         self.channels_last = enabled
         self.net.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+        return self
+
+    def use_precision(self, precision: str) -> "DartsCNNSearchModel":
+        """fp32, or bf16 autocast for every forward of :meth:`loss` (the loss itself in fp32)."""
+        if precision not in PRECISIONS:
+            raise DartsNasError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+        self.precision = precision
+        return self
+
+    def use_fused_ops(self, enabled: bool = True) -> "DartsCNNSearchModel":
+        """Compute all the candidate ops that read one state of a cell (every edge leaving it) as a few batched
+        kernels instead of a few per op and edge (see :mod:`darts_nas.spaces.fused`): the same function, about
+        4x fewer kernel launches."""
+        if enabled:
+            check_fusable(self.primitives)
+        for cell in self.net.cells:
+            cell.fused = enabled
+        return self
+
+    def use_cell_checkpointing(self, enabled: bool = True) -> "DartsCNNSearchModel":
+        """Activation checkpointing per cell: backward recomputes each cell's forward instead of keeping its
+        activations (less memory, about one more forward of time)."""
+        self.net.checkpoint_cells = enabled
         return self
 
     # -- the two parameter sets -------------------------------------------------------------------------------
@@ -153,29 +249,39 @@ class DartsCNNSearchModel(nn.Module):
         return list(self.net.parameters())
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [self.alphas["normal"], self.alphas["reduce"]]
+        return [self.alphas["normal"], self.alphas["reduce"], *self.betas.values()]
 
     # -- the function -----------------------------------------------------------------------------------------
     def op_weights(self) -> dict[str, torch.Tensor]:
         return {name: self.relax(alpha) for name, alpha in self.alphas.items()}
 
+    def edge_weights(self) -> dict[str, torch.Tensor]:
+        """Per-edge weights of edge normalization (empty without it)."""
+        return {name: edge_weights(beta, self.steps) for name, beta in self.betas.items()}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         w = self.op_weights()
-        return self.net(x, w["normal"], w["reduce"])
+        e = self.edge_weights()
+        return self.net(x, w["normal"], w["reduce"], e.get("normal"), e.get("reduce"))
 
     def loss(self, batch, weights: dict[str, torch.Tensor] | None = None):
         x, y = batch
-        logits = self(x) if weights is None else functional_call(self, weights, (x,), strict=False)
-        return F.cross_entropy(logits, y), logits
+        with autocast(x.device, self.precision):
+            logits = self(x) if weights is None else functional_call(self, weights, (x,), strict=False)
+        return F.cross_entropy(full_precision(logits), y), logits
 
     # -- the discrete architecture ----------------------------------------------------------------------------
     @torch.no_grad()
     def derivation_weights(self) -> dict[str, torch.Tensor]:
         """softmax(alpha) over all ops, including `none` (darts-facts section 1), whatever the search-time
-        relaxation: what the derivation ranks."""
-        return {name: torch.softmax(alpha, -1) for name, alpha in self.alphas.items()}
+        relaxation: what the derivation ranks. With edge normalization each edge's row is scaled by its edge
+        weight, as PC-DARTS derives its cells."""
+        w = {name: torch.softmax(alpha, -1) for name, alpha in self.alphas.items()}
+        for name, e in self.edge_weights().items():
+            w[name] = w[name] * e[:, None]
+        return w
 
     def genotype(self) -> Genotype:
         """The derived cell (DARTS rule, see :func:`darts_nas.genotype.derive_cell`)."""
