@@ -48,6 +48,22 @@ def test_presets_hold_the_papers_values():
     assert (c.channels, c.layers, c.nodes, c.train_portion, c.cutout, c.order) == (16, 8, 4, 0.5, 0, 1)
     c2 = preset_config("darts-cifar10-2nd", batch_size=32)
     assert (c2.order, c2.hvp, c2.fd_r, c2.batch_size) == (2, "finite-difference", 0.01, 32)
+    pc = preset_config("pc-darts-cifar10")
+    assert (pc.partial_channels, pc.edge_normalization, pc.batch_size, pc.lr, pc.lr_min, pc.arch_lr,
+            pc.arch_warmup_epochs, pc.epochs, pc.order) == (4, True, 256, 0.1, 0.0, 6e-4, 15, 50, 1)
+    assert c.arch_warmup_epochs == 0 and not c.fuse_ops and not c.cuda_graphs and c.precision == "fp32"
+
+
+def test_arch_warmup_epochs_train_the_weights_only(tmp_path):
+    run = start_search(tiny(epochs=2, arch_warmup_epochs=1, edge_normalization=True), tmp_path / "r", echo=quiet)
+    initial = [a.detach().clone() for a in run.model.arch_parameters()]
+    weights = [w.detach().clone() for w in run.model.weight_parameters()]
+    run.run(stop_after=1)
+    assert all(torch.equal(a, b) for a, b in zip(run.model.arch_parameters(), initial))
+    assert not any(torch.equal(a, b) for a, b in zip(run.model.weight_parameters()[:1], weights[:1]))
+    assert len(run.a_opt.state) == 0
+    run.run()
+    assert all(not torch.equal(a, b) for a, b in zip(run.model.arch_parameters(), initial))
 
 
 def test_run_directory_contents(tmp_path):

@@ -76,6 +76,7 @@ class SearchConfig(Settings):
     arch_beta1: float = _f(0.5, "Adam beta1 of the alphas")
     arch_beta2: float = _f(0.999, "Adam beta2 of the alphas")
     arch_weight_decay: float = _f(1e-3, "Adam (L2) weight decay of the alphas")
+    arch_warmup_epochs: int = _f(0, "first epochs that train the weights only (PC-DARTS: 15)")
     # strategy
     order: int = _f(1, "1: first-order DARTS; 2: second order (virtual step + Hessian-vector product)", (1, 2))
     hvp: str = _f("finite-difference", "Hessian-vector product of the second order", ("finite-difference", "exact"))
@@ -106,8 +107,9 @@ class SearchConfig(Settings):
             problems.append("--train-portion must be between 0 and 1")
         if self.lr <= 0 or self.arch_lr <= 0 or self.lr_min < 0:
             problems.append("learning rates must be positive")
-        if self.limit < 0 or self.cutout < 0 or self.crop_padding < 0 or self.grad_clip < 0:
-            problems.append("--limit, --cutout, --crop-padding and --grad-clip cannot be negative")
+        if min(self.limit, self.cutout, self.crop_padding, self.grad_clip, self.arch_warmup_epochs) < 0:
+            problems.append("--limit, --cutout, --crop-padding, --grad-clip and --arch-warmup-epochs cannot be "
+                            "negative")
         if self.partial_channels > 1 and self.channels % (2 * self.partial_channels):
             problems.append(f"--channels {self.channels} must be a multiple of 2 x --partial-channels "
                             f"{self.partial_channels} (each edge's ops get C/K channels, an even number)")
@@ -225,6 +227,10 @@ PRESETS: dict[str, dict] = {
     "darts-cifar10": dict(dataset="cifar10", order=1),
     # The same with the second-order hypergradient (xi = eta) and the paper's finite difference.
     "darts-cifar10-2nd": dict(dataset="cifar10", order=2, hvp="finite-difference"),
+    # PC-DARTS (Xu et al., ICLR 2020), CIFAR-10: K=4, edge normalization, batch 256, lr 0.1, arch lr 6e-4, and
+    # the alphas frozen for the first 15 of 50 epochs.
+    "pc-darts-cifar10": dict(dataset="cifar10", order=1, partial_channels=4, edge_normalization=True,
+                             batch_size=256, lr=0.1, lr_min=0.0, arch_lr=6e-4, arch_warmup_epochs=15),
     # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
     "demo": dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=4, order=1, out="runs/demo",
                  log_every=4),
@@ -232,6 +238,8 @@ PRESETS: dict[str, dict] = {
 PRESET_NOTES = {
     "darts-cifar10": "DARTS first order on CIFAR-10: 50 epochs, batch 64, C=16, 8 cells, 25k/25k split",
     "darts-cifar10-2nd": "DARTS second order (finite-difference Hessian-vector product) on CIFAR-10",
+    "pc-darts-cifar10": "PC-DARTS on CIFAR-10: 1/4 of the channels per edge, edge normalization, batch 256, "
+                        "alphas frozen for 15 epochs",
     "demo": "short CPU demo on the bundled 1,000-image CIFAR-10 sample (not the paper's search)",
 }
 

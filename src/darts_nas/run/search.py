@@ -68,12 +68,12 @@ def build_optimizers(model, config: SearchConfig):
     return w_opt, a_opt
 
 
-def search_step_fn(model, strategy, w_opt, a_opt, config: SearchConfig):
+def search_step_fn(model, strategy, w_opt, a_opt, config: SearchConfig, update_alphas: bool = True):
     """step(x_train, y_train, x_val, y_val) -> (training loss, logits), both on the device: the strategy's step at
     the weight optimizer's current learning rate (set_lr), eager or, with --cuda-graphs, replayed from a graph."""
     def step(x_train, y_train, x_val, y_val):
         return strategy.step(model, (x_train, y_train), (x_val, y_val), w_opt, a_opt, w_opt.param_groups[0]["lr"],
-                             config.grad_clip)
+                             config.grad_clip, update_alphas)
 
     return CapturedStep(step) if config.cuda_graphs else step
 
@@ -118,7 +118,7 @@ class SearchRun:
         self.model = build_search_model(config, len(dataset.classes), dataset.images.shape[1]).to(self.device)
         self.w_opt, self.a_opt = build_optimizers(self.model, config)
         self.strategy = Bilevel(order=config.order, hvp=config.hvp, r=config.fd_r)
-        self.step_fn = search_step_fn(self.model, self.strategy, self.w_opt, self.a_opt, config)
+        self._step, self._step_updates_alphas = None, None
         self.epoch = 0
         self.history: list[dict] = []
 
@@ -154,9 +154,19 @@ class SearchRun:
         n = len(loader)
         return loss_sum.item() / n, correct.item() / n
 
+    def step_fn(self, update_alphas: bool):
+        """The step function of an epoch: with alpha updates, or the weights only during --arch-warmup-epochs
+        (one captured graph at a time)."""
+        if self._step_updates_alphas != update_alphas:
+            self._step = None  # release the other graph first
+            self._step = search_step_fn(self.model, self.strategy, self.w_opt, self.a_opt, self.config, update_alphas)
+            self._step_updates_alphas = update_alphas
+        return self._step
+
     def train_epoch(self, epoch: int, lr: float) -> tuple[float, float]:
         c = self.config
         set_lr(self.w_opt, lr)
+        step_fn = self.step_fn(update_alphas=epoch >= c.arch_warmup_epochs)
         self.model.train()
         meter = EpochMeter(self.device)
         progress = Progress(self.steps, f"epoch {epoch + 1}/{c.epochs}", enabled=c.progress)
@@ -164,7 +174,7 @@ class SearchRun:
                       self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device)))
         try:
             for step, (train_batch, val_batch) in enumerate(batches, 1):
-                loss, logits = self.step_fn(*train_batch, *val_batch)
+                loss, logits = step_fn(*train_batch, *val_batch)
                 meter.add(loss, logits, train_batch[1])
                 postfix = None
                 if step % c.log_every == 0 or step == self.steps:  # the only reads from the device

@@ -162,14 +162,15 @@ class SearchNetwork(nn.Module):
 def checkpointed(cell: nn.Module, *inputs):
     """cell(*inputs) keeping only its inputs; backward recomputes its activations. The cell's current parameter
     tensors go in as inputs, so the recomputation uses them even under ``functional_call`` (w', w +- r v of the
-    second order), whose substitution has ended by the time backward runs. Search BN has no running statistics,
-    so the recomputation is the same function."""
+    second order), whose substitution has ended by the time backward runs. Search BN has no running statistics and
+    the cell draws no random numbers, so the recomputation is the same function without saving RNG states (which
+    CUDA graph capture would not allow)."""
     names, values = zip(*cell.named_parameters())
 
     def run(*args):
         return functional_call(cell, dict(zip(names, args[len(inputs):])), args[: len(inputs)])
 
-    return checkpoint(run, *inputs, *values, use_reentrant=False)
+    return checkpoint(run, *inputs, *values, use_reentrant=False, preserve_rng_state=False)
 
 
 class DartsCNNSearchModel(nn.Module):

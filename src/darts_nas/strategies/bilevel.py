@@ -133,16 +133,19 @@ class Bilevel:
     def __post_init__(self):
         check_settings(self.order, self.hvp)
 
-    def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None):
-        """One search step; returns (training loss, training logits), both detached, on the device."""
-        alphas = model.arch_parameters()
+    def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
+             update_alphas: bool = True):
+        """One search step; returns (training loss, training logits), both detached, on the device.
+        ``update_alphas=False`` takes the weight step only (the warm-up epochs of PC-DARTS)."""
         weights = model.weight_parameters()
-        momentum, weight_decay, buffers = sgd_state(w_optimizer, weights) if self.order == 2 else (0.0, 0.0, None)
-        grads = architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
-                                      weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r)
-        for a, g in zip(alphas, grads):
-            a.grad = g
-        a_optimizer.step()
+        if update_alphas:
+            alphas = model.arch_parameters()
+            momentum, weight_decay, buffers = sgd_state(w_optimizer, weights) if self.order == 2 else (0.0, 0.0, None)
+            grads = architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
+                                          weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r)
+            for a, g in zip(alphas, grads):
+                a.grad = g
+            a_optimizer.step()
 
         loss, logits = model.loss(train_batch)
         for w, g in zip(weights, torch.autograd.grad(loss, weights)):
