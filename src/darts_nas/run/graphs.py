@@ -82,7 +82,7 @@ class CapturedStep:
 
     def _capture(self):
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):  # loader threads may use CUDA
             return self.step(*self.inputs)
 
     def _replay(self) -> None:
