@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-train test bench clean
+.PHONY: install demo demo-train test bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/darts-nas bench search --device cpu
 	$(VENV)/bin/darts-nas bench train --device cpu
+
+# Issue 4's GPU figures, on a machine that already has CUDA PyTorch (no venv: PYTHONPATH=src); JSON in runs/bench-gpu.
+# Each line is one child process per configuration; the tables land in docs/benchmarks.md by hand, with the date.
+GPU_BENCH := PYTHONPATH=src $(PYTHON) -m darts_nas bench
+bench-gpu:
+	mkdir -p runs/bench-gpu
+	$(GPU_BENCH) search --device cuda --order 1 2 --json runs/bench-gpu/search-plain.json
+	$(GPU_BENCH) search --device cuda --order 1 2 --cuda-graphs --json runs/bench-gpu/search-graphs.json
+	$(GPU_BENCH) search --device cuda --order 1 2 --cuda-graphs --fuse-ops --precision fp32 bf16 --json runs/bench-gpu/search-fused.json
+	$(GPU_BENCH) search --device cuda --order 1 --checkpoint-cells --cuda-graphs --fuse-ops --json runs/bench-gpu/search-ckpt.json
+	$(GPU_BENCH) train --device cuda --precision fp32 bf16 --json runs/bench-gpu/train-plain.json
+	$(GPU_BENCH) train --device cuda --precision fp32 bf16 --cuda-graphs --json runs/bench-gpu/train-graphs.json
 
 clean:
 	rm -rf $(VENV) runs/demo runs/eval-demo build src/*.egg-info

@@ -292,6 +292,18 @@ def test_captured_step_refuses_a_batch_of_another_shape():
         runner(torch.ones(3, 3))
 
 
+def test_cuda_graphs_setting_selects_the_captured_step_and_the_drop_path_tensor():
+    model = DartsCNNSearchModel(C=4, num_classes=5, layers=3)
+    graphs = SearchConfig(cuda_graphs=True)
+    w_opt, a_opt = build_optimizers(model, graphs)
+    assert isinstance(search_step_fn(model, Bilevel(), w_opt, a_opt, graphs), CapturedStep)
+    assert not isinstance(search_step_fn(model, Bilevel(), w_opt, a_opt, SearchConfig()), CapturedStep)
+    net = NetworkCIFAR(get_genotype("DARTS_V2"), C=8, layers=5, num_classes=5)
+    opt = make_sgd(net.parameters(), 0.1, 0.9, 0.0, graph_safe=True)
+    assert isinstance(train_step_fn(net, opt, TrainConfig(cuda_graphs=True)), CapturedStep)
+    assert isinstance(net.drop_path_tensor, torch.Tensor)
+
+
 def test_cuda_graphs_on_cpu_is_a_clear_error(tmp_path):
     from darts_nas.run.search import start_search
 

@@ -1,0 +1,8 @@
+"""`python -m darts_nas ...`: the `darts-nas` command without installing the package's script (e.g. with
+PYTHONPATH=src on a machine that already has PyTorch)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
