@@ -21,6 +21,7 @@ import torch
 
 from .config import speed_label
 from .errors import DartsNasError
+from .run.common import resolve_device
 
 # Published implementation (original DARTS code), same math and sizes; darts-facts section 9 and issue 2.
 # Training step of the evaluation network (DARTS_V2, C=36, 20 cells, batch 96, fp32), images/s, measured on an
@@ -45,44 +46,47 @@ def measure_search_step(device: str, batch_size: int, channels: int, layers: int
                         partial_channels: int = 1, edge_normalization: bool = False, check: bool = False,
                         seed: int = 0) -> dict:
     """Run `warmup` + `steps` search steps of the given configuration in this process and time each. With
-    `check` and any speed setting on, also run a few steps of the plain setting (fp32, per-op kernels, eager) from the same initial weights
-    on the same batches and report how far the fast setting's weights and alphas end up from it."""
+    `check` and any speed setting on, also run a few steps of the plain setting (fp32, per-op kernels, eager) from
+    the same initial weights on the same batches and report how far the losses differ (see _compare_runs)."""
     from .config import SearchConfig
 
-    dev = _device(device)
+    dev = resolve_device(device)
     config = SearchConfig(channels=channels, layers=layers, batch_size=batch_size, order=order, hvp=hvp,
                           channels_last=channels_last, precision=precision, fuse_ops=fuse_ops,
                           checkpoint_cells=checkpoint_cells, cuda_graphs=cuda_graphs,
                           partial_channels=partial_channels, edge_normalization=edge_normalization).validate()
     g = torch.Generator(device=dev).manual_seed(seed)
     batches = _random_batch(batch_size, dev, g) + _random_batch(batch_size, dev, g)  # training, validation
-    model, step = _search_setup(config, dev, seed)
-    timing = _time_steps(lambda: step(*batches), dev, batch_size, warmup, steps, _startup_steps(step))
-    result = {"what": "search", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
-              "order": order, "hvp": hvp if order == 2 else None, "steps": steps, "warmup": warmup,
-              "channels_last": channels_last, "precision": precision, "fuse_ops": fuse_ops,
-              "checkpoint_cells": checkpoint_cells, "cuda_graphs": cuda_graphs, "partial_channels": partial_channels,
-              "edge_normalization": edge_normalization, **timing}
-    if check and speed_label(result) != speed_label({**result, "precision": "fp32", "fuse_ops": False,
-                                                     "checkpoint_cells": False, "cuda_graphs": False}):
+    return _measure("search", config, _search_setup, batches, dev, warmup, steps, check, seed,
+                    {"device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
+                     "order": order, "hvp": hvp if order == 2 else None, "steps": steps,
+                     "channels_last": channels_last, "precision": precision, "fuse_ops": fuse_ops,
+                     "checkpoint_cells": checkpoint_cells, "cuda_graphs": cuda_graphs,
+                     "partial_channels": partial_channels, "edge_normalization": edge_normalization})
+
+
+def _measure(what: str, config, setup, inputs, dev, warmup: int, steps: int, check: bool, seed: int,
+             fields: dict) -> dict:
+    """Time the step that `setup(config, dev, seed)` builds on `inputs`; with `check` and a speed setting on,
+    compare it with the plain setting's step from the same start (drop-path masks included: both setups reseed)."""
+    model, step = setup(config, dev, seed)
+    timing = _time_steps(lambda: step(*inputs), dev, config.batch_size, warmup, steps, _startup_steps(step))
+    result = {"what": what, **fields, **timing}
+    plain = _plain(config)
+    if check and plain != config:
         del model, step
-        plain = SearchConfig(**{**config.to_dict(), "precision": "fp32", "fuse_ops": False,
-                                "checkpoint_cells": False, "cuda_graphs": False})
-        result["check"] = _compare_runs(lambda: _search_setup(config, dev, seed), lambda: _search_setup(plain, dev, seed),
-                                        batches)
+        result["check"] = _compare_runs(lambda: setup(config, dev, seed), lambda: setup(plain, dev, seed), inputs)
     return result
 
 
 def _search_setup(config, dev, seed: int):
     """A search model, its optimizers and its step function, as a search run builds them."""
-    from .run.common import set_lr
     from .run.search import build_optimizers, build_search_model, search_step_fn
     from .strategies import Bilevel
 
     torch.manual_seed(seed)
     model = build_search_model(config, num_classes=10, in_channels=3).to(dev)
     w_opt, a_opt = build_optimizers(model, config)
-    set_lr(w_opt, config.lr)
     return model, search_step_fn(model, Bilevel(order=config.order, hvp=config.hvp, r=config.fd_r), w_opt, a_opt,
                                  config)
 
@@ -111,22 +115,14 @@ def measure_train_step(device: str, batch_size: int, channels: int, layers: int,
     the CIFAR recipe's settings) on random CIFAR-shaped data, in this process. `check` as for the search step."""
     from .config import TrainConfig
 
-    dev = _device(device)
+    dev = resolve_device(device)
     config = TrainConfig(genotype=genotype, channels=channels, layers=layers, batch_size=batch_size,
                          precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs).validate()
     batch = _random_batch(batch_size, dev, torch.Generator(device=dev).manual_seed(seed))
-    model, step = _train_setup(config, dev, seed)
-    timing = _time_steps(lambda: step(*batch), dev, batch_size, warmup, steps, _startup_steps(step))
-    result = {"what": "train", "device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
-              "genotype": genotype, "precision": precision, "channels_last": channels_last,
-              "cuda_graphs": cuda_graphs, "steps": steps, "warmup": warmup, **timing}
-    if check and (precision != "fp32" or cuda_graphs):
-        del model, step
-        plain = TrainConfig(**{**config.to_dict(), "precision": "fp32", "cuda_graphs": False})
-        # drop-path draws masks from the default generator: both setups start from the same seed
-        result["check"] = _compare_runs(lambda: _train_setup(config, dev, seed), lambda: _train_setup(plain, dev, seed),
-                                        batch)
-    return result
+    return _measure("train", config, _train_setup, batch, dev, warmup, steps, check, seed,
+                    {"device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
+                     "genotype": genotype, "precision": precision, "channels_last": channels_last,
+                     "cuda_graphs": cuda_graphs, "steps": steps})
 
 
 def _train_setup(config, dev, seed: int):
@@ -151,10 +147,10 @@ def _random_batch(batch_size: int, dev: torch.device, g: torch.Generator) -> lis
             torch.randint(0, 10, (batch_size,), device=dev, generator=g)]
 
 
-def _device(name: str) -> torch.device:
-    from .run.common import resolve_device
-
-    return resolve_device(name)
+def _plain(config):
+    """`config` with every speed setting it has at its plain value (fp32, per-op kernels, eager, no recompute)."""
+    plain = {"precision": "fp32", "fuse_ops": False, "checkpoint_cells": False, "cuda_graphs": False}
+    return type(config)(**{**config.to_dict(), **{k: v for k, v in plain.items() if hasattr(config, k)}})
 
 
 def _startup_steps(step) -> int:

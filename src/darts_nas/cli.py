@@ -217,8 +217,6 @@ def _cmd_bench(args) -> int:
     if args.steps < 1 or args.warmup < 0:
         raise DartsNasError("--steps must be at least 1 and --warmup at least 0")
 
-    fast = args.cuda_graphs or args.fuse_ops or args.checkpoint_cells or args.precision != ["fp32"]
-    check = fast if args.check is None else args.check
     if args.what == "train":
         if args.fuse_ops or args.checkpoint_cells or args.partial_channels != 1 or args.edge_normalization:
             raise DartsNasError("--fuse-ops, --checkpoint-cells, --partial-channels and --edge-normalization are "
@@ -226,7 +224,7 @@ def _cmd_bench(args) -> int:
         results = bench_train(device=args.device, batch_size=args.batch_size or 96, channels=args.channels or 36,
                               layers=args.layers or 20, genotype=args.genotype, precisions=args.precision,
                               channels_last=args.channels_last, steps=args.steps, warmup=args.warmup,
-                              cuda_graphs=args.cuda_graphs, check=check)
+                              cuda_graphs=args.cuda_graphs, check=args.check)
         table = format_train_table(results)
     else:
         results = []
@@ -237,7 +235,7 @@ def _cmd_bench(args) -> int:
                                     channels_last=args.channels_last, precision=precision, fuse_ops=args.fuse_ops,
                                     checkpoint_cells=args.checkpoint_cells, cuda_graphs=args.cuda_graphs,
                                     partial_channels=args.partial_channels,
-                                    edge_normalization=args.edge_normalization, check=check)
+                                    edge_normalization=args.edge_normalization, check=args.check)
         table = format_table(results)
     print(f"\n{machine_description(args.device)}, {time.strftime('%Y-%m-%d')}")
     print(table)
@@ -332,9 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partial-channels", type=int, default=1, metavar="K",
                    help="search only: PC-DARTS partial channels (K > 1 is another search; --check compares it with its own plain step)")
     p.add_argument("--edge-normalization", action="store_true", help="search only: PC-DARTS edge normalization")
-    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
-                   help="compare 4 steps with the plain fp32 eager step from the same start (default: on when a "
-                   "speed option is given)")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="for each row with a speed setting, compare 4 steps with the plain fp32 eager step from the "
+                   "same start (default on)")
     p.add_argument("--steps", type=int, default=5, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,

@@ -110,9 +110,11 @@ class SearchConfig(Settings):
         if min(self.limit, self.cutout, self.crop_padding, self.grad_clip, self.arch_warmup_epochs) < 0:
             problems.append("--limit, --cutout, --crop-padding, --grad-clip and --arch-warmup-epochs cannot be "
                             "negative")
-        if self.partial_channels > 1 and self.channels % (2 * self.partial_channels):
-            problems.append(f"--channels {self.channels} must be a multiple of 2 x --partial-channels "
-                            f"{self.partial_channels} (each edge's ops get C/K channels, an even number)")
+        from .spaces.darts_cnn import check_partial_channels
+        try:
+            check_partial_channels(self.channels, self.partial_channels)
+        except DartsNasError as e:
+            problems.append(str(e))
         if problems:
             raise DartsNasError("; ".join(problems))
         return self

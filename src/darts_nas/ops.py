@@ -150,10 +150,17 @@ def channel_shuffle(x: torch.Tensor, groups: int, dim: int = 1) -> torch.Tensor:
     return out.contiguous(memory_format=torch.channels_last) if is_channels_last(x) else out
 
 
-def partial_bypass(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """The channels a PC-DARTS edge does not process: unchanged, or 2x2 max-pooled on a stride-2 edge (ceil mode,
-    so odd sides match the ops' output)."""
-    return x if stride == 1 else F.max_pool2d(x, 2, 2, ceil_mode=True)
+def split_partial(x: torch.Tensor, K: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """PC-DARTS' partial channel connection: the first C/K channels of x (what the edge's ops process) and the
+    rest, which bypass them, 2x2 max-pooled on a stride-2 edge (ceil mode, so odd sides match the ops' output)."""
+    C = x.shape[1]
+    part, bypass = x[:, : C // K], x[:, C // K:]
+    return part, (bypass if stride == 1 else F.max_pool2d(bypass, 2, 2, ceil_mode=True))
+
+
+def join_partial(processed: torch.Tensor, bypass: torch.Tensor, K: int, dim: int = 1) -> torch.Tensor:
+    """The edge's output: processed and bypassed channels concatenated along `dim`, then channel-shuffled."""
+    return channel_shuffle(torch.cat([processed, bypass], dim), K, dim)
 
 
 def make_op(name: str, C: int, stride: int, search: bool) -> nn.Module:

@@ -12,6 +12,7 @@ import torch
 from ..errors import DartsNasError
 from ..fileio import atomic_write_text
 from .checkpoint import CHECKPOINT
+from .log import Progress
 
 # What a resumed run may change: where and how fast it runs and how it shows progress, never what it computes.
 RESUMABLE_CHANGES = ("device", "progress", "cuda_graphs")
@@ -143,3 +144,27 @@ class EpochMeter:
     def read(self) -> tuple[float, float]:
         """(mean loss per step, accuracy) so far."""
         return self.loss_sum.item() / max(self.steps, 1), self.correct.item() / max(self.seen, 1)
+
+
+def run_epoch_steps(step, batches, steps: int, device: torch.device, label: str, log_every: int, progress: bool,
+                    check) -> tuple[float, float]:
+    """One epoch of either loop: `step(*inputs) -> (loss, logits)` on each (inputs, labels) of `batches`, at most
+    `steps` of them, summed on the device. Losses are read back every `log_every` steps and at the end only;
+    `check(mean_loss, step)` sees each read. Returns (mean loss, accuracy)."""
+    meter = EpochMeter(device)
+    bar = Progress(steps, label, enabled=progress)
+    try:
+        for i, (inputs, labels) in enumerate(batches, 1):
+            loss, logits = step(*inputs)
+            meter.add(loss, logits, labels)
+            postfix = None
+            if i % log_every == 0 or i == steps:  # the only reads from the device
+                mean_loss, acc = meter.read()
+                check(mean_loss, i)
+                postfix = f"loss {mean_loss:.3f} acc {100 * acc:.1f}%"
+            bar.update(1, postfix)
+            if i == steps:
+                break
+    finally:
+        bar.close()
+    return meter.read()

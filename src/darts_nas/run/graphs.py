@@ -41,10 +41,6 @@ class CapturedStep:
         self.outputs = None
         self.graph = None
 
-    @property
-    def captured(self) -> bool:
-        return self.graph is not None
-
     def __call__(self, *inputs: torch.Tensor):
         self._load_inputs(inputs)
         if self.calls < self.warmup:

@@ -21,11 +21,11 @@ from ..genotype import save_genotype
 from ..spaces import DartsCNNSearchModel
 from ..strategies import Bilevel
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .common import (EpochMeter, NonFiniteLoss, check_finite, check_resume, cosine_lr, epoch_generator,
+from .common import (NonFiniteLoss, check_finite, check_resume, cosine_lr, epoch_generator,
                      hold_lr_in_tensor, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
-                     restore_states, set_lr, write_metrics)
+                     restore_states, run_epoch_steps, set_lr, write_metrics)
 from .graphs import CapturedStep, require_cuda_graphs
-from .log import Progress, format_duration, format_op_weights
+from .log import format_duration, format_op_weights
 
 CHECKPOINT_KIND = "darts-nas/search"
 
@@ -168,25 +168,11 @@ class SearchRun:
         set_lr(self.w_opt, lr)
         step_fn = self.step_fn(update_alphas=epoch >= c.arch_warmup_epochs)
         self.model.train()
-        meter = EpochMeter(self.device)
-        progress = Progress(self.steps, f"epoch {epoch + 1}/{c.epochs}", enabled=c.progress)
-        batches = zip(self.train_loader.epoch(epoch_generator(c.seed, epoch, 0, self.device)),
-                      self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device)))
-        try:
-            for step, (train_batch, val_batch) in enumerate(batches, 1):
-                loss, logits = step_fn(*train_batch, *val_batch)
-                meter.add(loss, logits, train_batch[1])
-                postfix = None
-                if step % c.log_every == 0 or step == self.steps:  # the only reads from the device
-                    mean_loss, acc = meter.read()
-                    self._check_finite(mean_loss, epoch, step)
-                    postfix = f"loss {mean_loss:.3f} acc {100 * acc:.1f}%"
-                progress.update(1, postfix)
-                if step == self.steps:
-                    break
-        finally:
-            progress.close()
-        return meter.read()
+        batches = (((*train_batch, *val_batch), train_batch[1]) for train_batch, val_batch in
+                   zip(self.train_loader.epoch(epoch_generator(c.seed, epoch, 0, self.device)),
+                       self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device))))
+        return run_epoch_steps(step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
+                               c.log_every, c.progress, lambda loss, step: self._check_finite(loss, epoch, step))
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         check_finite(value, "training loss", epoch, step, self._last_checkpoint(),

@@ -31,11 +31,11 @@ from ..fileio import atomic_write_json
 from ..genotype import Genotype, load_genotype, save_genotype
 from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
 from ..nets.profile import profile_network
-from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ..precision import autocast, full_precision
-from .common import (EpochMeter, check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
+from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .common import (check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
                      hold_lr_in_tensor, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
-                     restore_states, set_lr, write_metrics)
+                     restore_states, run_epoch_steps, set_lr, write_metrics)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import Progress, format_duration
 
@@ -309,23 +309,10 @@ class TrainRun:
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         c = self.config
         self.model.train()
-        meter = EpochMeter(self.device)
         torch.manual_seed(epoch_seed(c.seed, epoch, 2))  # drop-path masks
-        progress = Progress(self.steps, f"epoch {epoch + 1}/{c.epochs}", enabled=c.progress)
-        try:
-            batches = self.data.train.epoch(epoch_generator(c.seed, epoch, 0, self.device))
-            for step, (x, y) in enumerate(batches, 1):
-                loss, logits = self.step_fn(x, y)
-                meter.add(loss, logits, y)
-                postfix = None
-                if step % c.log_every == 0 or step == self.steps:  # the only reads from the device
-                    mean_loss, acc = meter.read()
-                    self._check_finite(mean_loss, epoch, step)
-                    postfix = f"loss {mean_loss:.3f} acc {100 * acc:.1f}%"
-                progress.update(1, postfix)
-        finally:
-            progress.close()
-        return meter.read()
+        batches = (((x, y), y) for x, y in self.data.train.epoch(epoch_generator(c.seed, epoch, 0, self.device)))
+        return run_epoch_steps(self.step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
+                               c.log_every, c.progress, lambda loss, step: self._check_finite(loss, epoch, step))
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         check_finite(value, "training loss", epoch, step, last_checkpoint_text(self.run_dir, self.epoch),

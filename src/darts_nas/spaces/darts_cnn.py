@@ -15,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..errors import DartsNasError
 from ..genotype import PRIMITIVES, Genotype, derive_genotype
-from ..ops import FactorizedReduce, ReLUConvBN, channel_shuffle, make_op, partial_bypass
+from ..ops import FactorizedReduce, ReLUConvBN, join_partial, make_op, split_partial
 from ..precision import PRECISIONS, autocast, full_precision
 from ..relaxation import get_relaxation
 from .fused import check_fusable, fused_nodes
@@ -52,10 +52,8 @@ class MixedOp(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if self.partial == 1:
             return self.mixed(x, weights)
-        C = x.shape[1]
-        part, bypass = x[:, : C // self.partial], x[:, C // self.partial:]
-        return channel_shuffle(torch.cat([self.mixed(part, weights), partial_bypass(bypass, self.stride)], 1),
-                               self.partial)
+        part, bypass = split_partial(x, self.partial, self.stride)
+        return join_partial(self.mixed(part, weights), bypass, self.partial)
 
     def mixed(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         relu_x = F.relu(x) if self.shared_relu else None
@@ -66,6 +64,13 @@ class MixedOp(nn.Module):
             term = w[k] * y
             out = term if out is None else out + term
         return out
+
+
+def check_partial_channels(C: int, K: int) -> None:
+    """PC-DARTS sends C/K channels through each edge's ops; a strided skip (FactorizedReduce) needs them even."""
+    if K != 1 and (K < 1 or C % K or (C // K) % 2):
+        raise DartsNasError(f"partial channels K={K} must divide C={C} into an even number of channels per edge "
+                            "(--partial-channels, --channels)")
 
 
 def edge_weights(betas: torch.Tensor, steps: int) -> torch.Tensor:
@@ -98,6 +103,12 @@ class SearchCell(nn.Module):
             for j in range(2 + i):
                 stride = 2 if reduction and j < 2 else 1
                 self.edges.append(MixedOp(C, stride, primitives, partial))
+        # State j (0, 1: the inputs; 2 + i: node i) feeds nodes max(0, j - 1) .. steps - 1: (those nodes, the
+        # edges that carry it), the order in which the fused path walks the cell. The last node feeds none.
+        self.out_edges = []
+        for j in range(steps + 1):
+            targets = list(range(max(0, j - 1), steps))
+            self.out_edges.append((targets, [self.edge_index(i, j) for i in targets]))
         self.fused = False
 
     def edge_index(self, node: int, state: int) -> int:
@@ -187,9 +198,7 @@ class DartsCNNSearchModel(nn.Module):
                  primitives=PRIMITIVES, relaxation="softmax", partial_channels=1, edge_normalization=False):
         super().__init__()
         multiplier = steps if multiplier is None else multiplier  # concat all intermediate nodes by default
-        if partial_channels < 1 or C % partial_channels or (C // partial_channels) % 2:
-            raise DartsNasError(f"partial channels K={partial_channels} must divide C={C} into an even number of "
-                                "channels per edge")
+        check_partial_channels(C, partial_channels)
         self.hparams = dict(C=C, num_classes=num_classes, layers=layers, steps=steps, multiplier=multiplier,
                             stem_multiplier=stem_multiplier, in_channels=in_channels, primitives=list(primitives),
                             relaxation=relaxation, partial_channels=partial_channels,

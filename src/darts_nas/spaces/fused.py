@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DartsNasError
-from ..ops import (DilConv, FactorizedReduce, Identity, Pool, SepConv, channel_shuffle, is_channels_last,
-                   partial_bypass)
+from ..ops import DilConv, FactorizedReduce, Identity, Pool, SepConv, is_channels_last, join_partial, split_partial
 
 FUSABLE = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7",
            "dil_conv_3x3", "dil_conv_5x5")
@@ -43,9 +42,7 @@ def fused_nodes(cell, states: list[torch.Tensor], weights: torch.Tensor, edge_w:
     rows = weights.unbind(0)
     edge_rows = edge_w.unbind(0) if edge_w is not None else None
     nodes: list[torch.Tensor | None] = [None] * cell.steps
-    for j in range(cell.steps + 1):  # state j feeds nodes max(0, j - 1) .. steps - 1; the last node feeds none
-        targets = range(max(0, j - 1), cell.steps)
-        idx = [cell.edge_index(i, j) for i in targets]
+    for j, (targets, idx) in enumerate(cell.out_edges):
         out = edges_from_state(cell, states[j], idx, torch.stack([rows[e] for e in idx]))  # [N, E, C, H, W]
         if edge_rows is not None:
             out = out * torch.stack([edge_rows[e] for e in idx]).view(1, -1, 1, 1, 1)
@@ -62,12 +59,9 @@ def edges_from_state(cell, h: torch.Tensor, idx: list[int], w: torch.Tensor) -> 
     first = cell.edges[idx[0]]
     if first.partial == 1:
         return mixed_batch([cell.edges[e] for e in idx], h, w)
-    C = h.shape[1]
-    part, bypass = h[:, : C // first.partial], h[:, C // first.partial:]
+    part, bypass = split_partial(h, first.partial, first.stride)
     y = mixed_batch([cell.edges[e] for e in idx], part, w)
-    b = partial_bypass(bypass, first.stride)
-    y = torch.cat([y, b.unsqueeze(1).expand(-1, len(idx), -1, -1, -1)], dim=2)
-    return channel_shuffle(y, first.partial, dim=2)
+    return join_partial(y, bypass.unsqueeze(1).expand(-1, len(idx), -1, -1, -1), first.partial, dim=2)
 
 
 def mixed_batch(mixed_ops, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
