@@ -12,7 +12,7 @@ from darts_nas.config import SearchConfig, TrainConfig
 from darts_nas.errors import DartsNasError
 from darts_nas.genotype import get_genotype
 from darts_nas.nets import NetworkCIFAR
-from darts_nas.run.common import hold_lr_in_tensor, make_sgd, set_lr
+from darts_nas.run.common import make_sgd, restore_states, set_lr
 from darts_nas.run.graphs import CapturedStep
 from darts_nas.run.search import build_optimizers, search_step_fn
 from darts_nas.run.train import train_step_fn
@@ -138,8 +138,7 @@ def test_learning_rate_tensor_survives_a_checkpoint_round_trip():
     w = [torch.nn.Parameter(torch.randn(3))]
     opt = make_sgd(w, 0.1, 0.9, 0.0, graph_safe=True)
     state = make_sgd(w, 0.3, 0.9, 0.0).state_dict()  # saved by an eager run: the lr is a number
-    opt.load_state_dict(state)
-    hold_lr_in_tensor(opt)
+    restore_states({"optimizer": state}, {"optimizer": opt}, "test")  # as a resumed run loads it
     lr = opt.param_groups[0]["lr"]
     assert isinstance(lr, torch.Tensor) and lr.item() == pytest.approx(0.3)
     set_lr(opt, 0.2)

@@ -46,7 +46,7 @@ def make_sgd(params, lr: float, momentum: float, weight_decay: float, graph_safe
 
 def hold_lr_in_tensor(optimizer):
     """Put each group's learning rate in a 0-dim tensor on its parameters' device; set_lr then fills it in place,
-    so a captured step reads the current value. Call it again after load_state_dict (which restores numbers)."""
+    so a captured step reads the current value. restore_states calls it again after loading a checkpoint."""
     for group in optimizer.param_groups:
         group["lr"] = torch.tensor(float(group["lr"]), device=group["params"][0].device)
     return optimizer
@@ -112,10 +112,15 @@ def check_resume(run_dir: Path, changes: dict) -> None:
 
 def restore_states(state: dict, targets: dict, what: str) -> None:
     """Load each checkpoint entry into its module or optimizer (`targets`: key -> object); one clear error if the
-    checkpoint was written for something else."""
+    checkpoint was written for something else. An optimizer that held its learning rate in a tensor (graph-safe)
+    keeps doing so, whatever form the checkpoint saved it in."""
     try:
         for key, target in targets.items():
+            tensor_lr = isinstance(target, torch.optim.Optimizer) and any(
+                isinstance(g["lr"], torch.Tensor) for g in target.param_groups)
             target.load_state_dict(state[key])
+            if tensor_lr:
+                hold_lr_in_tensor(target)
     except (RuntimeError, ValueError, KeyError) as e:
         raise DartsNasError(f"checkpoint does not match this {what}: {str(e).splitlines()[0]}") from None
 

@@ -22,7 +22,7 @@ from ..spaces import DartsCNNSearchModel
 from ..strategies import Bilevel
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .common import (NonFiniteLoss, check_finite, check_resume, cosine_lr, epoch_generator,
-                     hold_lr_in_tensor, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
+                     last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
                      restore_states, run_epoch_steps, set_lr, write_metrics)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import format_duration, format_op_weights
@@ -132,8 +132,6 @@ class SearchRun:
     def load_state(self, state: dict) -> None:
         restore_states(state, {"model": self.model, "w_optimizer": self.w_opt, "a_optimizer": self.a_opt},
                        "search model")
-        if self.config.cuda_graphs:
-            hold_lr_in_tensor(self.w_opt)
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
 

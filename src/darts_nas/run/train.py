@@ -34,7 +34,7 @@ from ..nets.profile import profile_network
 from ..precision import autocast, full_precision
 from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
 from .common import (check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
-                     hold_lr_in_tensor, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
+                     last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
                      restore_states, run_epoch_steps, set_lr, write_metrics)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import Progress, format_duration
@@ -291,8 +291,6 @@ class TrainRun:
 
     def load_state(self, state: dict) -> None:
         restore_states(state, {"model": self.model, "optimizer": self.optimizer}, "network")
-        if self.config.cuda_graphs:
-            hold_lr_in_tensor(self.optimizer)
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best = state.get("best")
