@@ -320,3 +320,11 @@ def test_bench_check_reports_the_fast_path_close_to_plain():
                             warmup=0, fuse_ops=True, checkpoint_cells=True, check=True)
     assert r["check"]["steps"] == 4 and r["check"]["max_rel_loss_diff"] < 1e-5
     assert r["median_s"] > 0 and r["peak_memory_bytes"] > 0
+
+
+def test_bench_refuses_cuda_graphs_without_cuda_in_one_line(capsys):
+    from darts_nas.cli import main
+
+    assert main(["bench", "search", "--device", "cpu", "--cuda-graphs", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a CUDA device" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -22,6 +22,7 @@ import torch
 from .config import speed_label
 from .errors import DartsNasError
 from .run.common import resolve_device
+from .run.graphs import require_cuda_graphs
 
 # Published implementation (original DARTS code), same math and sizes; darts-facts section 9 and issue 2.
 # Training step of the evaluation network (DARTS_V2, C=36, 20 cells, batch 96, fp32), images/s, measured on an
@@ -240,10 +241,18 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _check_device(device: str, options: dict) -> None:
+    """Refuse a bad device or --cuda-graphs without CUDA here, in one line, before any child process starts."""
+    dev = resolve_device(device)
+    if options.get("cuda_graphs"):
+        require_cuda_graphs(dev)
+
+
 def bench_search(device="cpu", batch_size=64, channels=16, layers=8, orders=(1, 2), hvps=("finite-difference",),
                  steps=5, warmup=2, channels_last=True, echo=print, **options) -> list[dict]:
     """Time each order (and Hessian-vector product) with the given `options` (precision, fuse_ops, checkpoint_cells,
     cuda_graphs, partial_channels, edge_normalization, check), each in a child process."""
+    _check_device(device, options)
     results = []
     for order in orders:
         for hvp in (hvps if order == 2 else ("finite-difference",)):
@@ -257,6 +266,7 @@ def bench_search(device="cpu", batch_size=64, channels=16, layers=8, orders=(1, 
 
 def bench_train(device="cpu", batch_size=96, channels=36, layers=20, genotype="DARTS_V2", precisions=("fp32",),
                 channels_last=True, steps=3, warmup=1, echo=print, **options) -> list[dict]:
+    _check_device(device, options)
     results = []
     for precision in precisions:
         args = dict(device=device, batch_size=batch_size, channels=channels, layers=layers, genotype=genotype,
