@@ -32,7 +32,7 @@ def test_supernet_size_matches_the_paper_setting():
 
 def test_search_bn_uses_batch_statistics_and_has_no_buffers():
     model = DartsCNNSearchModel(C=4, layers=3)
-    assert list(model.buffers()) == []
+    assert list(model.net.buffers()) == []  # the supernet is a pure function of its parameters
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all(not bn.track_running_stats for bn in bns)
     # affine only in the stem BN; ops and preprocessing are affine-free

@@ -177,8 +177,52 @@ def _cmd_derive(args) -> int:
         print(f"# epoch {state['epoch']}/{state['config']['epochs']} of {args.run}")
         print(genotype.to_text())
     if args.alphas:
+        if model.space != "darts-cnn":
+            for e, row in enumerate(model.derivation_weights()["cell"].tolist()):
+                print(f"edge {e}: " + "  ".join(f"{p} {w:.3f}" for p, w in zip(model.primitives, row)))
+            return 0
         for cell, weights in model.derivation_weights().items():
             print(f"\n{cell} cell, softmax(alpha):\n{format_weight_table(model.primitives, weights, model.steps)}")
+    return 0
+
+
+def _nb201_arch_of(spec: str):
+    """An architecture string, or the cell a NAS-Bench-201 search run found (its genotype.json, else its last
+    checkpoint)."""
+    from .spaces import NB201Arch
+
+    path = Path(spec)
+    if not path.exists():
+        if "~" not in spec:
+            raise DartsNasError(f"{spec}: neither an architecture string (|op~0|+|op~0|op~1|+...) nor an existing "
+                                "run directory")
+        return NB201Arch.from_text(spec), spec
+    target = path / "genotype.json" if path.is_dir() else path
+    if target.is_file() and target.suffix == ".json":
+        try:
+            return NB201Arch.from_dict(json.loads(target.read_text())), str(target)
+        except ValueError as e:
+            raise DartsNasError(f"{target}: not valid JSON ({e})") from None
+    from .run.search import search_model_from_checkpoint
+    model, state = search_model_from_checkpoint(path)
+    if model.space != "nb201":
+        raise DartsNasError(f"{spec}: a search in the {model.space} space, not NAS-Bench-201")
+    return model.genotype(), f"{path} (epoch {state['epoch']})"
+
+
+def _cmd_nb201(args) -> int:
+    from .nb201_table import NB201Table
+
+    table = NB201Table.load(args.table)
+    arch, source = _nb201_arch_of(args.arch)
+    result = table.lookup(arch)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        if source != args.arch:
+            print(f"# {source}")
+        print(result.arch)
+        print(result.to_text())
     return 0
 
 
@@ -301,6 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the JSON form")
     p.add_argument("--alphas", action="store_true", help="also print softmax(alpha) per edge")
     p.set_defaults(func=_cmd_derive)
+
+    p = sub.add_parser("nb201", help="NAS-Bench-201: the benchmark accuracy of a cell")
+    nb = p.add_subparsers(dest="nb201_command", metavar="ACTION", required=True)
+    q = nb.add_parser("lookup", help="test accuracies (CIFAR-10, CIFAR-100, ImageNet16-120) of a cell")
+    q.add_argument("arch", metavar="ARCH_STRING|RUN_DIR", help="|op~0|+|op~0|op~1|+|op~0|op~1|op~2|, or a NAS-Bench-201 "
+                   "search run directory (its found cell, or the current one of an unfinished run)")
+    q.add_argument("--table", required=True, metavar="FILE", help="the results CSV (index,arch_str,cifar10_test_acc,"
+                   "cifar100_test_acc,imagenet16_120_test_acc)")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q.set_defaults(func=_cmd_nb201)
 
     p = sub.add_parser("genotypes", help="list the published genotypes, or show one")
     p.add_argument("name", nargs="?")

@@ -54,7 +54,11 @@ class SearchConfig(Settings):
     synthetic_size: int = _f(1024, "images in the synthetic dataset")
     limit: int = _f(0, "use only the first N training images (0: all), for reduced runs")
     train_portion: float = _f(0.5, "fraction of the training set that trains the weights; the rest trains the alphas")
+    split_file: str = _f("", "fixed weights/alphas split of the training set, e.g. NAS-Bench-201's cifar-split.txt "
+                         "(replaces --train-portion)")
     # supernet
+    space: str = _f("darts-cnn", "search space", ("darts-cnn", "nb201"))
+    cells_per_stage: int = _f(5, "NAS-Bench-201: cells per stage (the network has 3 stages)")
     channels: int = _f(16, "initial channels C")
     layers: int = _f(8, "cells in the supernet")
     nodes: int = _f(4, "intermediate nodes per cell")
@@ -66,8 +70,11 @@ class SearchConfig(Settings):
     # weights
     epochs: int = _f(50, "search epochs")
     batch_size: int = _f(64, "batch size (weights and alphas)")
-    lr: float = _f(0.025, "weight learning rate at epoch 0 (cosine-annealed to --lr-min)")
+    lr: float = _f(0.025, "weight learning rate at epoch 0 (annealed to --lr-min)")
     lr_min: float = _f(0.001, "weight learning rate at the end")
+    lr_schedule: str = _f("cosine", "cosine, or cosine-power (sharpDARTS' Cosine Power Annealing)",
+                          ("cosine", "cosine-power"))
+    lr_power: float = _f(10.0, "the power p of --lr-schedule cosine-power (p -> 1 is cosine)")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "SGD weight decay")
     grad_clip: float = _f(5.0, "gradient-norm clip of the weights (0: off)")
@@ -77,10 +84,30 @@ class SearchConfig(Settings):
     arch_beta2: float = _f(0.999, "Adam beta2 of the alphas")
     arch_weight_decay: float = _f(1e-3, "Adam (L2) weight decay of the alphas")
     arch_warmup_epochs: int = _f(0, "first epochs that train the weights only (PC-DARTS: 15)")
-    # strategy
-    order: int = _f(1, "1: first-order DARTS; 2: second order (virtual step + Hessian-vector product)", (1, 2))
-    hvp: str = _f("finite-difference", "Hessian-vector product of the second order", ("finite-difference", "exact"))
+    # strategy and relaxation
+    strategy: str = _f("bilevel", "bilevel (DARTS), single-level (Single-DARTS, SNAS) or implicit (iDARTS)",
+                       ("bilevel", "single-level", "implicit"))
+    order: int = _f(1, "bilevel: 1 first-order DARTS; 2 second order (virtual step + Hessian-vector product)", (1, 2))
+    hvp: str = _f("finite-difference", "Hessian-vector product of the second order and of implicit",
+                  ("finite-difference", "exact"))
     fd_r: float = _f(0.01, "finite-difference step r0 (r = r0 / ||v||)")
+    neumann_terms: int = _f(2, "implicit: terms K of the Neumann series of the inverse Hessian")
+    relaxation: str = _f("softmax", "op weights from alphas: softmax (DARTS), sigmoid (independent per op), gumbel "
+                         "(SNAS), hard-gumbel (GDAS: one op per edge)", ("softmax", "sigmoid", "gumbel", "hard-gumbel"))
+    tau_max: float = _f(10.0, "Gumbel temperature at the first epoch (annealed linearly to --tau-min)")
+    tau_min: float = _f(0.1, "Gumbel temperature at the last epoch")
+    max_w: bool = _f(False, "sharpDARTS Max-W: weight each op by w + 1 - max(w) of its edge")
+    resource_weight: float = _f(0.0, "SNAS resource penalty: weight of the expected parameter count (millions)")
+    discretization: str = _f("none", "penalty toward a discrete cell: binary (sum p(1-p)) or admm",
+                             ("none", "binary", "admm"))
+    discretization_weight: float = _f(0.0, "weight of --discretization (the ADMM penalty rho)")
+    # collapse signals
+    nb201_table: str = _f("", "NAS-Bench-201 results CSV: log the benchmark accuracy of the cell every epoch")
+    hessian_every: int = _f(1, "epochs between estimates of the dominant Hessian eigenvalue of the alphas (0: off)")
+    hessian_batches: int = _f(2, "validation batches of the Hessian estimate")
+    hessian_iters: int = _f(20, "power-iteration steps of the Hessian estimate")
+    stop_eigenvalue: float = _f(0.0, "stop the search when the dominant eigenvalue exceeds this (0: never)")
+    stop_param_free: int = _f(0, "stop the search when the derived cell has this many parameter-free ops (0: never)")
     # augmentation
     crop_padding: int = _f(4, "random-crop padding (0: no crop)")
     flip: bool = _f(True, "random horizontal flips")
@@ -99,10 +126,30 @@ class SearchConfig(Settings):
     progress: bool = _f(True, "show a progress bar")
 
     POSITIVE = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
-                "synthetic_size", "log_every", "partial_channels")
+                "synthetic_size", "log_every", "partial_channels", "cells_per_stage", "neumann_terms", "tau_min",
+                "hessian_batches", "hessian_iters")
 
     def validate(self) -> "SearchConfig":
         problems = self.generic_problems()
+        if self.tau_max < self.tau_min:
+            problems.append("--tau-max must be at least --tau-min")
+        if self.lr_power < 1:
+            problems.append("--lr-power must be at least 1")
+        if min(self.resource_weight, self.discretization_weight, self.hessian_every, self.stop_eigenvalue,
+               self.stop_param_free) < 0:
+            problems.append("penalty weights, --hessian-every and the stop thresholds cannot be negative")
+        if self.space == "nb201" and (self.fuse_ops or self.checkpoint_cells or self.partial_channels != 1
+                                      or self.edge_normalization):
+            problems.append("--fuse-ops, --checkpoint-cells, --partial-channels and --edge-normalization belong to "
+                            "the darts-cnn space")
+        if self.relaxation == "hard-gumbel":
+            if self.strategy == "implicit" or (self.strategy == "bilevel" and self.order == 2):
+                problems.append("hard-gumbel (GDAS) evaluates one op per edge; use it with first-order bilevel or "
+                                "single-level")
+            if self.cuda_graphs or self.fuse_ops:
+                problems.append("hard-gumbel picks its ops on the host each step: no --cuda-graphs or --fuse-ops")
+        if self.nb201_table and self.space != "nb201":
+            problems.append("--nb201-table needs --space nb201")
         if not 0.0 < self.train_portion < 1.0:
             problems.append("--train-portion must be between 0 and 1")
         if self.lr <= 0 or self.arch_lr <= 0 or self.lr_min < 0:
@@ -224,6 +271,9 @@ def speed_label(r: dict) -> str:
     return " ".join(parts) if len(parts) > 1 else parts[0] + " eager"
 
 
+_NB201 = dict(dataset="cifar10", space="nb201", channels=16, cells_per_stage=5, epochs=50, batch_size=64, lr=0.025,
+              lr_min=0.001, weight_decay=5e-4, arch_lr=3e-4, arch_weight_decay=1e-3)
+
 PRESETS: dict[str, dict] = {
     # DARTS paper, CIFAR-10, first order (section 3.1.1 / darts-facts section 2).
     "darts-cifar10": dict(dataset="cifar10", order=1),
@@ -233,6 +283,21 @@ PRESETS: dict[str, dict] = {
     # the alphas frozen for the first 15 of 50 epochs.
     "pc-darts-cifar10": dict(dataset="cifar10", order=1, partial_channels=4, edge_normalization=True,
                              batch_size=256, lr=0.1, lr_min=0.0, arch_lr=6e-4, arch_warmup_epochs=15),
+    # NAS-Bench-201 (darts-facts section 5): the common search setting of the benchmark's papers.
+    "darts-nb201": dict(_NB201, order=1),
+    "darts-nb201-2nd": dict(_NB201, order=2),
+    # Single-DARTS: weights and alphas on the same batch, sigmoid op weights, weight lr 0.005 (its paper's setting).
+    "single-darts-nb201": dict(_NB201, strategy="single-level", relaxation="sigmoid", lr=0.005),
+    # GDAS: hard Gumbel samples, one op per edge, first-order bilevel; tau 10 -> 0.1 linearly.
+    "gdas-nb201": dict(_NB201, relaxation="hard-gumbel", order=1, tau_max=10.0, tau_min=0.1),
+    # SNAS: Gumbel-softmax samples, one joint update; tau 1 -> 0.33 (common implementation values, not the paper's).
+    "snas-nb201": dict(_NB201, strategy="single-level", relaxation="gumbel", tau_max=1.0, tau_min=0.33),
+    # iDARTS: the implicit hypergradient, 2 Neumann terms, exact Hessian-vector products.
+    "idarts-nb201": dict(_NB201, strategy="implicit", neumann_terms=2, hvp="exact"),
+    # Constrained bilevel: independent sigmoid op weights and an ADMM pull toward a discrete cell (rho ours).
+    "sigmoid-admm-nb201": dict(_NB201, relaxation="sigmoid", discretization="admm", discretization_weight=0.1),
+    # sharpDARTS' schedule and regularization on the DARTS CNN space: Cosine Power Annealing (p = 10) and Max-W.
+    "sharpdarts-cifar10": dict(dataset="cifar10", lr_schedule="cosine-power", lr_power=10.0, max_w=True),
     # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
     "demo": dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=4, order=1, out="runs/demo",
                  log_every=4),
@@ -242,6 +307,14 @@ PRESET_NOTES = {
     "darts-cifar10-2nd": "DARTS second order (finite-difference Hessian-vector product) on CIFAR-10",
     "pc-darts-cifar10": "PC-DARTS on CIFAR-10: 1/4 of the channels per edge, edge normalization, batch 256, "
                         "alphas frozen for 15 epochs",
+    "darts-nb201": "first-order DARTS in the NAS-Bench-201 space (collapses to skip connections in the papers)",
+    "darts-nb201-2nd": "second-order DARTS in the NAS-Bench-201 space",
+    "single-darts-nb201": "Single-DARTS in the NAS-Bench-201 space: single-level, sigmoid, lr 0.005",
+    "gdas-nb201": "GDAS in the NAS-Bench-201 space: hard Gumbel, one op per edge, tau 10 -> 0.1",
+    "snas-nb201": "SNAS in the NAS-Bench-201 space: Gumbel-softmax, single-level, tau 1 -> 0.33",
+    "idarts-nb201": "iDARTS in the NAS-Bench-201 space: implicit hypergradient, 2 Neumann terms",
+    "sigmoid-admm-nb201": "sigmoid op weights with an ADMM discretization penalty in the NAS-Bench-201 space",
+    "sharpdarts-cifar10": "DARTS CNN space with Cosine Power Annealing (p=10) and Max-W",
     "demo": "short CPU demo on the bundled 1,000-image CIFAR-10 sample (not the paper's search)",
 }
 

@@ -503,6 +503,9 @@ def _load_file(path: Path) -> Genotype:
                 data = json.loads(content)
             except json.JSONDecodeError as e:
                 raise DartsNasError(f"not valid JSON: {e}") from None
+            if isinstance(data, dict) and data.get("space") == "nb201":
+                raise DartsNasError("holds a NAS-Bench-201 cell, not a DARTS CNN genotype; its accuracy is in the "
+                                    "benchmark table: `darts-nas nb201 lookup RUN_DIR --table FILE`")
             return Genotype.from_dict(data)
         return Genotype.from_text(content)
     except DartsNasError as e:
@@ -551,9 +554,10 @@ def load_genotype(spec: str) -> Genotype:
                         f"not an existing file or directory, and not Genotype(...) text")
 
 
-def save_genotype(genotype: Genotype, directory) -> None:
-    """Write ``genotype.json`` (for machines) and ``genotype.txt`` (paper format, for people) into ``directory``."""
-    if not isinstance(genotype, Genotype):
+def save_genotype(genotype, directory) -> None:
+    """Write ``genotype.json`` (for machines) and ``genotype.txt`` (paper format, for people) into ``directory``;
+    a NAS-Bench-201 cell (anything with ``to_dict``/``to_text``) is written the same way."""
+    if not (hasattr(genotype, "to_dict") and hasattr(genotype, "to_text")):
         raise DartsNasError(f"save_genotype: expected a Genotype, got {type(genotype).__name__}")
     d = Path(directory)
     try:

@@ -8,14 +8,14 @@ from .augment import augment, normalize
 from .cifar import load_cifar
 from .dataset import ImageDataset
 from .folder import is_image_folder, load_image_folder
-from .loader import DeviceLoader, search_split
+from .loader import DeviceLoader, read_split_file, search_split
 from .sample import load_sample
 from .synthetic import synthetic_dataset
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic", "sample")
 
 __all__ = ["DATASETS", "DeviceLoader", "ImageDataset", "augment", "is_image_folder", "load_cifar", "load_dataset",
-           "load_image_folder", "load_sample", "normalize", "search_split", "synthetic_dataset"]
+           "load_image_folder", "load_sample", "normalize", "read_split_file", "search_split", "synthetic_dataset"]
 
 
 def load_dataset(name: str, root=None, train: bool = True, download: bool = True, image_size: int = 32,

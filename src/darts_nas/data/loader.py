@@ -21,6 +21,37 @@ def search_split(n: int, train_portion: float = 0.5) -> tuple[torch.Tensor, torc
     return torch.arange(k), torch.arange(k, n)
 
 
+def read_split_file(path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed search split from a file: NAS-Bench-201's ``cifar-split.txt`` (JSON ``{"train": ["int", [...]],
+    "valid": ["int", [...]]}``) or plain JSON lists of indices under "train" and "valid". Indices refer to the
+    training set in its official order; only those below `n` are kept (a --limit run uses the split's share of
+    its first n images)."""
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except OSError as e:
+        raise DartsNasError(f"cannot read the split file {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise DartsNasError(f"{path}: not a JSON split file ({e})") from None
+    parts = []
+    for key in ("train", "valid"):
+        v = d.get(key) if isinstance(d, dict) else None
+        if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str):
+            v = v[1]  # NAS-Bench-201's ["int", [...]] form
+        try:
+            idx = torch.tensor([int(i) for i in v], dtype=torch.long)
+        except (TypeError, ValueError):
+            raise DartsNasError(f"{path}: expected a list of integer indices under {key!r}") from None
+        parts.append(idx)
+    train, valid = parts
+    if len(set(train.tolist()) & set(valid.tolist())):
+        raise DartsNasError(f"{path}: the train and valid indices overlap")
+    if min(train.min().item() if len(train) else 0, valid.min().item() if len(valid) else 0) < 0:
+        raise DartsNasError(f"{path}: negative index")
+    return train[train < n], valid[valid < n]
+
+
 class DeviceLoader:
     """The examples `indices` of `dataset` on `device`, served as shuffled augmented batches or in-order eval ones."""
 

@@ -14,15 +14,15 @@ from pathlib import Path
 import torch
 
 from ..config import SearchConfig, speed_label
-from ..data import DeviceLoader, load_dataset, search_split
+from ..data import DeviceLoader, load_dataset, read_split_file, search_split
 from ..errors import DartsNasError
 from ..fileio import atomic_write_json
 from ..genotype import save_genotype
-from ..spaces import DartsCNNSearchModel
-from ..strategies import Bilevel
+from ..spaces import DartsCNNSearchModel, NB201SearchModel, search_model_class
+from ..strategies import ArchRegularizer, alpha_hessian_eigenvalue, build_strategy
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .common import (NonFiniteLoss, check_finite, check_resume, cosine_lr, epoch_generator,
-                     last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
+from .common import (NonFiniteLoss, check_finite, check_resume, cosine_lr, cosine_power_lr, epoch_generator,
+                     epoch_seed, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
                      restore_states, run_epoch_steps, set_lr, write_metrics)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import format_duration, format_op_weights
@@ -30,25 +30,32 @@ from .log import format_duration, format_op_weights
 CHECKPOINT_KIND = "darts-nas/search"
 
 
-def build_search_model(config: SearchConfig, num_classes: int, in_channels: int) -> DartsCNNSearchModel:
-    model = DartsCNNSearchModel(C=config.channels, num_classes=num_classes, layers=config.layers, steps=config.nodes,
-                                multiplier=config.nodes, stem_multiplier=config.stem_multiplier,
-                                in_channels=in_channels, partial_channels=config.partial_channels,
-                                edge_normalization=config.edge_normalization)
+def build_search_model(config: SearchConfig, num_classes: int, in_channels: int):
+    if config.space == "nb201":
+        model = NB201SearchModel(C=config.channels, cells_per_stage=config.cells_per_stage, num_classes=num_classes,
+                                 in_channels=in_channels, relaxation=config.relaxation, max_w=config.max_w)
+    else:
+        model = DartsCNNSearchModel(C=config.channels, num_classes=num_classes, layers=config.layers,
+                                    steps=config.nodes, multiplier=config.nodes,
+                                    stem_multiplier=config.stem_multiplier, in_channels=in_channels,
+                                    relaxation=config.relaxation, partial_channels=config.partial_channels,
+                                    edge_normalization=config.edge_normalization, max_w=config.max_w)
     return apply_speed_settings(model, config)
 
 
-def apply_speed_settings(model: DartsCNNSearchModel, config: SearchConfig) -> DartsCNNSearchModel:
+def apply_speed_settings(model, config: SearchConfig):
     """The settings that change how the search model is computed, not what (each tested equal to the default)."""
-    return (model.use_channels_last(config.channels_last).use_precision(config.precision)
-            .use_fused_ops(config.fuse_ops).use_cell_checkpointing(config.checkpoint_cells))
+    model = model.use_channels_last(config.channels_last).use_precision(config.precision)
+    if isinstance(model, DartsCNNSearchModel):
+        model = model.use_fused_ops(config.fuse_ops).use_cell_checkpointing(config.checkpoint_cells)
+    return model
 
 
-def search_model_from_checkpoint(path) -> tuple[DartsCNNSearchModel, dict]:
+def search_model_from_checkpoint(path):
     """The search model of a search checkpoint (on the CPU), and the checkpoint itself."""
     state = load_checkpoint(path, kind=CHECKPOINT_KIND)
     try:
-        model = DartsCNNSearchModel(**state["model_hparams"])
+        model = search_model_class(state.get("space", "darts-cnn"))(**state["model_hparams"])
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, KeyError) as e:
         raise DartsNasError(f"{path}: the checkpoint does not hold a usable search model: "
@@ -104,7 +111,12 @@ class SearchRun:
             echo(f"note: {note}")
         # Folders load sorted by class: they are shuffled (seeded) so the in-order split and --limit keep every class.
         self.dataset = dataset = dataset.reduced(config.limit, config.seed, shuffled=config.dataset == "folder")
-        train_idx, val_idx = search_split(len(dataset), config.train_portion)
+        if config.split_file:
+            train_idx, val_idx = read_split_file(config.split_file, len(dataset))
+            echo(f"note: split from {config.split_file}: {len(train_idx)} images for weights, {len(val_idx)} for "
+                 "alphas")
+        else:
+            train_idx, val_idx = search_split(len(dataset), config.train_portion)
         loader_args = dict(batch_size=config.batch_size, device=self.device, augment=True,
                            crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
         self.train_loader = DeviceLoader(dataset, train_idx, **loader_args)
@@ -117,22 +129,32 @@ class SearchRun:
         torch.manual_seed(config.seed)
         self.model = build_search_model(config, len(dataset.classes), dataset.images.shape[1]).to(self.device)
         self.w_opt, self.a_opt = build_optimizers(self.model, config)
-        self.strategy = Bilevel(order=config.order, hvp=config.hvp, r=config.fd_r)
+        self.regularizer = ArchRegularizer(config.resource_weight, config.discretization,
+                                           config.discretization_weight)
+        self.strategy = build_strategy(config.strategy, order=config.order, hvp=config.hvp, r=config.fd_r,
+                                       neumann_terms=config.neumann_terms, regularizer=self.regularizer)
+        self.table = None
+        if config.nb201_table:
+            from ..nb201_table import NB201Table
+            self.table = NB201Table.load(config.nb201_table)
         self._step, self._step_updates_alphas = None, None
         self.epoch = 0
+        self.stopped = ""
         self.history: list[dict] = []
 
     # -- persistence -----------------------------------------------------------------------------------------
     def state(self) -> dict:
         return {"kind": CHECKPOINT_KIND, "version": 1, "epoch": self.epoch, "config": self.config.to_dict(),
-                "model_hparams": self.model.hparams, "model": self.model.state_dict(),
+                "space": self.model.space, "model_hparams": self.model.hparams, "model": self.model.state_dict(),
                 "w_optimizer": self.w_opt.state_dict(), "a_optimizer": self.a_opt.state_dict(),
-                "history": self.history}
+                "regularizer": self.regularizer.state_dict(), "stopped": self.stopped, "history": self.history}
 
     def load_state(self, state: dict) -> None:
         restore_states(state, {"model": self.model, "w_optimizer": self.w_opt, "a_optimizer": self.a_opt},
                        "search model")
+        self.regularizer.load_state_dict(state.get("regularizer"), self.device)
         self.epoch = int(state["epoch"])
+        self.stopped = state.get("stopped", "")
         self.history = list(state["history"])
 
     def save(self) -> None:
@@ -161,9 +183,23 @@ class SearchRun:
             self._step_updates_alphas = update_alphas
         return self._step
 
+    def lr(self, epoch: int) -> float:
+        c = self.config
+        if c.lr_schedule == "cosine-power":
+            return cosine_power_lr(epoch, c.epochs, c.lr, c.lr_min, c.lr_power)
+        return cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
+
+    def temperature(self, epoch: int) -> float:
+        """The Gumbel temperature of an epoch: tau_max at the first, linearly down to tau_min at the last."""
+        c = self.config
+        return c.tau_max - (c.tau_max - c.tau_min) * epoch / max(c.epochs - 1, 1)
+
     def train_epoch(self, epoch: int, lr: float) -> tuple[float, float]:
         c = self.config
         set_lr(self.w_opt, lr)
+        self.model.set_temperature(self.temperature(epoch))
+        # The Gumbel samples come from the global generator, seeded per epoch so a resumed run replays them.
+        torch.manual_seed(epoch_seed(c.seed, epoch, 2))
         step_fn = self.step_fn(update_alphas=epoch >= c.arch_warmup_epochs)
         self.model.train()
         batches = (((*train_batch, *val_batch), train_batch[1]) for train_batch, val_batch in
@@ -182,11 +218,35 @@ class SearchRun:
     def alpha_lists(self) -> dict:
         """Raw alphas and relaxed op weights as nested lists, for the JSON logs."""
         out = {"alphas": {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()},
-               "op_weights": {k: w.detach().cpu().tolist() for k, w in self.model.op_weights().items()}}
-        if len(self.model.betas):
+               "op_weights": {k: w.detach().cpu().tolist() for k, w in self.model.probabilities().items()}}
+        if len(getattr(self.model, "betas", ())):
             out["betas"] = {k: b.detach().cpu().tolist() for k, b in self.model.betas.items()}
             out["edge_weights"] = {k: e.detach().cpu().tolist() for k, e in self.model.edge_weights().items()}
         return out
+
+    def collapse_signals(self, epoch: int, genotype) -> dict:
+        """What shows a collapse as it happens: parameter-free ops in the derived cell, the dominant Hessian
+        eigenvalue of the validation loss in the alphas (every --hessian-every epochs), and with --nb201-table the
+        benchmark accuracy of the cell."""
+        c = self.config
+        out = {"param_free_ops": self.model.parameter_free_ops(genotype)}
+        if c.hessian_every and (epoch + 1) % c.hessian_every == 0:
+            batches = [b for _, b in zip(range(c.hessian_batches), self.val_loader.eval_batches())]
+            g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 3))
+            out["hessian_eigenvalue"] = alpha_hessian_eigenvalue(self.model, batches, c.hessian_iters, generator=g)
+        if self.table is not None:
+            out["nb201"] = self.table.lookup(genotype).to_dict()
+        return out
+
+    def stop_reason(self, signals: dict) -> str:
+        c = self.config
+        eig = signals.get("hessian_eigenvalue")
+        if c.stop_eigenvalue and eig is not None and eig > c.stop_eigenvalue:
+            return f"dominant Hessian eigenvalue {eig:.4g} > --stop-eigenvalue {c.stop_eigenvalue:g}"
+        if c.stop_param_free and signals["param_free_ops"] >= c.stop_param_free:
+            return (f"{signals['param_free_ops']} parameter-free ops in the derived cell >= --stop-param-free "
+                    f"{c.stop_param_free}")
+        return ""
 
     def run(self, stop_after: int | None = None) -> SearchResult:
         c = self.config
@@ -194,17 +254,23 @@ class SearchRun:
         atomic_write_json(self.run_dir / "config.json", c.to_dict())
         n_w, n_a = (sum(p.numel() for p in ps) for ps in (self.model.weight_parameters(),
                                                            self.model.arch_parameters()))
-        self.echo(f"search: {c.dataset} ({len(self.dataset)} images, {len(self.train_loader)} for weights / "
-                  f"{len(self.val_loader)} for alphas), {self.device} ({speed_label(c.to_dict())}), "
-                  f"order {c.order}"
-                  f"{' (' + c.hvp + ')' if c.order == 2 else ''}, {self.steps} steps/epoch, "
+        how = c.strategy
+        if c.strategy == "bilevel":
+            how = f"bilevel order {c.order}" + (f" ({c.hvp})" if c.order == 2 else "")
+        elif c.strategy == "implicit":
+            how = f"implicit, {c.neumann_terms} Neumann terms ({c.hvp})"
+        self.echo(f"search: {c.space} space, {how}, {c.relaxation}{' + Max-W' if c.max_w else ''}; {c.dataset} "
+                  f"({len(self.dataset)} images, {len(self.train_loader)} for weights / {len(self.val_loader)} for "
+                  f"alphas), {self.device} ({speed_label(c.to_dict())}), {self.steps} steps/epoch, "
                   f"{n_w / 1e6:.2f}M weights, {n_a} alphas -> {self.run_dir}")
+        if self.stopped:
+            self.echo(f"this search stopped early after epoch {self.epoch}: {self.stopped}")
         done_now = 0
-        while self.epoch < c.epochs:
+        while self.epoch < c.epochs and not self.stopped:
             if stop_after is not None and done_now >= stop_after:
                 break
             epoch = self.epoch
-            lr = cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
+            lr = self.lr(epoch)
             t0 = time.perf_counter()
             train_loss, train_acc = self.train_epoch(epoch, lr)
             self._check_finite(train_loss, epoch, self.steps)
@@ -212,12 +278,19 @@ class SearchRun:
             if not all(torch.isfinite(a).all() for a in self.model.arch_parameters()):
                 raise NonFiniteLoss(f"the alphas became NaN or infinite in epoch {epoch + 1}; the search stopped and "
                                     f"{self._last_checkpoint()}. Lower --arch-lr.")
+            self.regularizer.update(self.model)
             genotype = self.model.genotype()
+            signals = self.collapse_signals(epoch, genotype)
+            self.stopped = self.stop_reason(signals)
             record = {
                 "epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                 "val_loss": val_loss, "val_acc": val_acc, "seconds": round(time.perf_counter() - t0, 3),
-                "genotype": genotype.to_text(), **self.alpha_lists(),
+                "genotype": genotype.to_text(), **signals, **self.alpha_lists(),
             }
+            if c.relaxation in ("gumbel", "hard-gumbel"):
+                record["temperature"] = self.temperature(epoch)
+            if self.stopped:
+                record["stopped"] = self.stopped
             self.history.append(record)
             self.epoch = epoch + 1
             self.save()
@@ -226,9 +299,16 @@ class SearchRun:
                       f"{100 * train_acc:5.2f}%  val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
                       f"{format_duration(record['seconds'])}")
             self.echo(f"  genotype: {genotype.to_text()}")
-            for cell, w in self.model.op_weights().items():
+            eig = signals.get("hessian_eigenvalue")
+            self.echo(f"  collapse signals: {signals['param_free_ops']} parameter-free ops"
+                      + (f", Hessian eigenvalue {eig:.4g}" if eig is not None else ""))
+            if self.table is not None:
+                self.echo(f"  NAS-Bench-201: {self.table.lookup(genotype).to_text()}")
+            for cell, w in self.model.probabilities().items():
                 self.echo(f"  {cell:<6} op weights, mean over edges: {format_op_weights(self.model.primitives, w)}")
-        finished = self.epoch >= c.epochs
+            if self.stopped:
+                self.echo(f"stopping early: {self.stopped}")
+        finished = self.epoch >= c.epochs or bool(self.stopped)
         genotype = self.model.genotype()
         if finished:
             self.write_final(genotype)

@@ -1,17 +1,33 @@
 """Search spaces.
 
-A search model (one per space) is an ``nn.Module`` that holds the network weights and, apart from them, the
-architecture parameters (alphas), and offers what the strategies need and nothing more:
+A search model (one per space, all built on :class:`~darts_nas.spaces.base.SearchModel`) is an ``nn.Module`` that
+holds the network weights and, apart from them, the architecture parameters (alphas), and offers what the
+strategies need and nothing more:
 
 - ``weight_parameters()`` / ``named_weight_parameters()`` and ``arch_parameters()``: two disjoint sets, each with
   its own optimizer;
 - ``loss(batch, weights=None) -> (loss, output)``: the training criterion on a batch; ``weights`` (a dict from
   ``named_weight_parameters()`` names to tensors) evaluates the same network at other weights, functionally, as
   the second-order hypergradient needs (w', w + r v, w - r v);
-- ``genotype()``: the discrete architecture read off the current alphas;
-- ``op_weights()``: the relaxed alphas, for logging.
+- ``op_weights()`` (the relaxed alphas of a forward pass), ``probabilities()`` (their deterministic form, for
+  logs) and ``op_costs()`` (parameters per candidate op, for resource penalties);
+- ``genotype()``: the discrete architecture read off the current alphas, and ``parameter_free_ops(genotype)``.
 """
 
-from .darts_cnn import DartsCNNSearchModel, SearchCell, SearchNetwork, MixedOp
+from ..errors import DartsNasError
+from .base import PARAMETER_FREE, SearchModel
+from .darts_cnn import DartsCNNSearchModel, MixedOp, SearchCell, SearchNetwork
+from .nb201 import NB201_PRIMITIVES, NB201Arch, NB201SearchModel
 
-__all__ = ["DartsCNNSearchModel", "SearchCell", "SearchNetwork", "MixedOp"]
+SPACES = {"darts-cnn": DartsCNNSearchModel, "nb201": NB201SearchModel}
+
+
+def search_model_class(space: str):
+    try:
+        return SPACES[space]
+    except KeyError:
+        raise DartsNasError(f"unknown search space {space!r} (known: {', '.join(SPACES)})") from None
+
+
+__all__ = ["DartsCNNSearchModel", "MixedOp", "NB201Arch", "NB201SearchModel", "NB201_PRIMITIVES", "PARAMETER_FREE",
+           "SPACES", "SearchCell", "SearchModel", "SearchNetwork", "search_model_class"]

@@ -16,8 +16,7 @@ from torch.utils.checkpoint import checkpoint
 from ..errors import DartsNasError
 from ..genotype import PRIMITIVES, Genotype, derive_genotype
 from ..ops import FactorizedReduce, ReLUConvBN, join_partial, make_op, split_partial
-from ..precision import PRECISIONS, autocast, full_precision
-from ..relaxation import get_relaxation
+from .base import PARAMETER_FREE, SearchModel, parameter_count_millions
 from .fused import check_fusable, fused_nodes
 
 
@@ -34,9 +33,12 @@ class MixedOp(nn.Module):
 
     ``partial=K > 1`` is PC-DARTS' partial channel connection: only the first C/K channels go through the ops,
     the rest bypass them (2x2 max-pooled on a reduction edge), and the two parts are channel-shuffled.
+
+    ``selected=k`` (GDAS' hard relaxation) evaluates op k alone, weighted by its (one-hot, straight-through)
+    weight. `make(name, C, stride)` builds each candidate op, so other spaces (NAS-Bench-201) reuse this class.
     """
 
-    def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial: int = 1):
+    def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial: int = 1, make=None):
         super().__init__()
         self.stride = stride
         self.partial = partial
@@ -45,17 +47,26 @@ class MixedOp(nn.Module):
         for k, name in enumerate(primitives):
             if name == "none":
                 continue
-            self.ops.append(make_op(name, C // partial, stride, search=True))
+            self.ops.append(make(name, C // partial, stride) if make else make_op(name, C // partial, stride, True))
             self.columns.append(k)
         self.shared_relu = any(op.starts_with_relu for op in self.ops)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, selected: int | None = None) -> torch.Tensor:
         if self.partial == 1:
-            return self.mixed(x, weights)
+            return self.mixed(x, weights, selected)
         part, bypass = split_partial(x, self.partial, self.stride)
-        return join_partial(self.mixed(part, weights), bypass, self.partial)
+        return join_partial(self.mixed(part, weights, selected), bypass, self.partial)
 
-    def mixed(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def op_for_column(self, k: int) -> nn.Module | None:
+        """The op that reads column k of the op weights (None for `none`)."""
+        return self.ops[self.columns.index(k)] if k in self.columns else None
+
+    def mixed(self, x: torch.Tensor, weights: torch.Tensor, selected: int | None = None) -> torch.Tensor:
+        if selected is not None:
+            op = self.op_for_column(selected)
+            if op is None:  # `none`: zeros of the output shape, still multiplied by the weight for its gradient
+                return weights[selected] * x[:, :, :: self.stride, :: self.stride].mul(0.0)
+            return weights[selected] * op(x)
         relu_x = F.relu(x) if self.shared_relu else None
         w = weights.unbind()
         out = None
@@ -115,7 +126,7 @@ class SearchCell(nn.Module):
         """Index of the edge from state `state` (0, 1: the cell inputs) into intermediate node `node`."""
         return sum(2 + i for i in range(node)) + state
 
-    def forward(self, s0, s1, weights, edge_w=None):
+    def forward(self, s0, s1, weights, edge_w=None, selected=None):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         if self.fused:
             states += fused_nodes(self, states, weights, edge_w)
@@ -124,7 +135,8 @@ class SearchCell(nn.Module):
             for _ in range(self.steps):
                 node = None
                 for j, h in enumerate(states):
-                    y = self.edges[offset + j](h, weights[offset + j])
+                    y = self.edges[offset + j](h, weights[offset + j],
+                                               None if selected is None else selected[offset + j])
                     if edge_w is not None:
                         y = edge_w[offset + j] * y
                     node = y if node is None else node + y
@@ -158,14 +170,15 @@ class SearchNetwork(nn.Module):
         self.classifier = nn.Linear(C_prev, num_classes)
         self.checkpoint_cells = False
 
-    def forward(self, x, weights_normal, weights_reduce, edges_normal=None, edges_reduce=None):
+    def forward(self, x, weights_normal, weights_reduce, edges_normal=None, edges_reduce=None, selected=None):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             w, e = (weights_reduce, edges_reduce) if cell.reduction else (weights_normal, edges_normal)
+            sel = None if selected is None else selected["reduce" if cell.reduction else "normal"]
             if self.checkpoint_cells and torch.is_grad_enabled():
-                s1_next = checkpointed(cell, s0, s1, w, e)
+                s1_next = checkpointed(cell, s0, s1, w, e, sel)
             else:
-                s1_next = cell(s0, s1, w, e)
+                s1_next = cell(s0, s1, w, e, sel)
             s0, s1 = s1, s1_next
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(s1, 1), 1))
 
@@ -184,7 +197,7 @@ def checkpointed(cell: nn.Module, *inputs):
     return checkpoint(run, *inputs, *values, use_reentrant=False, preserve_rng_state=False)
 
 
-class DartsCNNSearchModel(nn.Module):
+class DartsCNNSearchModel(SearchModel):
     """Supernet weights plus the architecture parameters: two alpha matrices (normal, reduce), each [edges, ops],
     init 1e-3 N(0, 1); with edge normalization (PC-DARTS) also two beta vectors [edges], init the same way.
 
@@ -195,17 +208,17 @@ class DartsCNNSearchModel(nn.Module):
     space = "darts-cnn"
 
     def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=None, stem_multiplier=3, in_channels=3,
-                 primitives=PRIMITIVES, relaxation="softmax", partial_channels=1, edge_normalization=False):
+                 primitives=PRIMITIVES, relaxation="softmax", partial_channels=1, edge_normalization=False,
+                 max_w=False):
         super().__init__()
         multiplier = steps if multiplier is None else multiplier  # concat all intermediate nodes by default
         check_partial_channels(C, partial_channels)
         self.hparams = dict(C=C, num_classes=num_classes, layers=layers, steps=steps, multiplier=multiplier,
                             stem_multiplier=stem_multiplier, in_channels=in_channels, primitives=list(primitives),
                             relaxation=relaxation, partial_channels=partial_channels,
-                            edge_normalization=edge_normalization)
+                            edge_normalization=edge_normalization, max_w=max_w)
         self.primitives = tuple(primitives)
         self.steps = steps
-        self.relax = get_relaxation(relaxation)
         self.net = SearchNetwork(C, num_classes, layers, steps, multiplier, stem_multiplier, in_channels, primitives,
                                  partial_channels)
         shape = (num_edges(steps), len(primitives))
@@ -217,30 +230,18 @@ class DartsCNNSearchModel(nn.Module):
         if edge_normalization:
             self.betas["normal"] = nn.Parameter(1e-3 * torch.randn(shape[0]))
             self.betas["reduce"] = nn.Parameter(1e-3 * torch.randn(shape[0]))
-        self.channels_last = False
-        self.precision = "fp32"
+        self.init_search(relaxation, max_w)
 
     # -- execution settings: the same function, computed differently ---------------------------------------------
-    def use_channels_last(self, enabled: bool = True) -> "DartsCNNSearchModel":
-        """Run convolutions and pooling in NHWC layout: the same function, and on CPU the depthwise/dilated convs
-        and pools are 2-5x faster (docs/benchmarks.md). Inputs are converted in forward."""
-        self.channels_last = enabled
-        self.net.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
-        return self
-
-    def use_precision(self, precision: str) -> "DartsCNNSearchModel":
-        """fp32, or bf16 autocast for every forward of :meth:`loss` (the loss itself in fp32)."""
-        if precision not in PRECISIONS:
-            raise DartsNasError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
-        self.precision = precision
-        return self
-
     def use_fused_ops(self, enabled: bool = True) -> "DartsCNNSearchModel":
         """Compute all the candidate ops that read one state of a cell (every edge leaving it) as a few batched
         kernels instead of a few per op and edge (see :mod:`darts_nas.spaces.fused`): the same function, about
         4x fewer kernel launches."""
         if enabled:
             check_fusable(self.primitives)
+            if self.relaxation.hard:
+                raise DartsNasError("--fuse-ops computes every op of an edge; the hard-gumbel relaxation (GDAS) "
+                                    "evaluates one, so they do not combine")
         for cell in self.net.cells:
             cell.fused = enabled
         return self
@@ -252,43 +253,36 @@ class DartsCNNSearchModel(nn.Module):
         return self
 
     # -- the two parameter sets -------------------------------------------------------------------------------
-    def named_weight_parameters(self) -> dict[str, nn.Parameter]:
-        return {f"net.{name}": p for name, p in self.net.named_parameters()}
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.parameters())
-
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alphas["normal"], self.alphas["reduce"], *self.betas.values()]
 
     # -- the function -----------------------------------------------------------------------------------------
-    def op_weights(self) -> dict[str, torch.Tensor]:
-        return {name: self.relax(alpha) for name, alpha in self.alphas.items()}
-
     def edge_weights(self) -> dict[str, torch.Tensor]:
         """Per-edge weights of edge normalization (empty without it)."""
         return {name: edge_weights(beta, self.steps) for name, beta in self.betas.items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         w = self.op_weights()
         e = self.edge_weights()
-        return self.net(x, w["normal"], w["reduce"], e.get("normal"), e.get("reduce"))
+        return self.net(self.prepare_input(x), w["normal"], w["reduce"], e.get("normal"), e.get("reduce"),
+                        self.selections(w))
 
-    def loss(self, batch, weights: dict[str, torch.Tensor] | None = None):
-        x, y = batch
-        with autocast(x.device, self.precision):
-            logits = self(x) if weights is None else functional_call(self, weights, (x,), strict=False)
-        return F.cross_entropy(full_precision(logits), y), logits
+    def op_costs(self) -> dict[str, torch.Tensor]:
+        """Parameters (millions) of each candidate op on each edge, summed over the cells sharing those alphas."""
+        costs = {}
+        for name, reduction in (("normal", False), ("reduce", True)):
+            cells = [c for c in self.net.cells if c.reduction == reduction]
+            costs[name] = torch.tensor([[sum(parameter_count_millions(c.edges[e].op_for_column(k)) for c in cells)
+                                         for k in range(len(self.primitives))] for e in range(num_edges(self.steps))])
+        return {k: v.to(self.alphas["normal"].device) for k, v in costs.items()}
 
     # -- the discrete architecture ----------------------------------------------------------------------------
     @torch.no_grad()
     def derivation_weights(self) -> dict[str, torch.Tensor]:
-        """softmax(alpha) over all ops, including `none` (darts-facts section 1), whatever the search-time
-        relaxation: what the derivation ranks. With edge normalization each edge's row is scaled by its edge
-        weight, as PC-DARTS derives its cells."""
-        w = {name: torch.softmax(alpha, -1) for name, alpha in self.alphas.items()}
+        """The relaxation's deterministic weights over all ops, including `none` (darts-facts section 1): softmax
+        of the alphas (sigmoid for the independent relaxation). With edge normalization each edge's row is scaled
+        by its edge weight, as PC-DARTS derives its cells."""
+        w = self.probabilities()
         for name, e in self.edge_weights().items():
             w[name] = w[name] * e[:, None]
         return w
@@ -297,3 +291,8 @@ class DartsCNNSearchModel(nn.Module):
         """The derived cell (DARTS rule, see :func:`darts_nas.genotype.derive_cell`)."""
         w = self.derivation_weights()
         return derive_genotype(w["normal"], w["reduce"], self.primitives, self.steps)
+
+    @staticmethod
+    def parameter_free_ops(genotype: Genotype) -> int:
+        """Parameter-free ops (skip, pooling) among the 16 of the derived normal and reduction cells."""
+        return sum(op in PARAMETER_FREE for op, _ in (*genotype.normal, *genotype.reduce))

@@ -119,6 +119,31 @@ def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=
     return [d - eta * h for d, h in zip(direct, hv)]
 
 
+def weight_step(model, train_batch, w_optimizer, grad_clip: float | None):
+    """The weights' step of every strategy: the training loss's gradient (clipped), one optimizer step. Weights
+    the forward did not use (ops GDAS did not select) get no gradient and are left alone, as backward() would."""
+    weights = model.weight_parameters()
+    loss, logits = model.loss(train_batch)
+    for w, g in zip(weights, torch.autograd.grad(loss, weights, allow_unused=True)):
+        w.grad = g
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
+    w_optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
+    """Step the alphas along `grads` plus the gradient of the regularizer's penalty (if any), which depends on
+    the alphas alone."""
+    alphas = model.arch_parameters()
+    if regularizer is not None and regularizer.active:
+        extra = torch.autograd.grad(regularizer.penalty(model), alphas, allow_unused=True)
+        grads = [g if e is None else g + e for g, e in zip(grads, extra)]
+    for a, g in zip(alphas, grads):
+        a.grad = g
+    a_optimizer.step()
+
+
 @dataclass
 class Bilevel:
     """DARTS' alternating step (Algorithm 1): (1) alphas on a validation batch, then (2) weights on the training
@@ -127,8 +152,10 @@ class Bilevel:
     order: int = 1
     hvp: str = "finite-difference"
     r: float = 0.01
+    regularizer: object = None
 
     name = "bilevel"
+    uses_val_batch = True
 
     def __post_init__(self):
         check_settings(self.order, self.hvp)
@@ -137,20 +164,10 @@ class Bilevel:
              update_alphas: bool = True):
         """One search step; returns (training loss, training logits), both detached, on the device.
         ``update_alphas=False`` takes the weight step only (the warm-up epochs of PC-DARTS)."""
-        weights = model.weight_parameters()
         if update_alphas:
-            alphas = model.arch_parameters()
+            weights = model.weight_parameters()
             momentum, weight_decay, buffers = sgd_state(w_optimizer, weights) if self.order == 2 else (0.0, 0.0, None)
             grads = architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
                                           weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r)
-            for a, g in zip(alphas, grads):
-                a.grad = g
-            a_optimizer.step()
-
-        loss, logits = model.loss(train_batch)
-        for w, g in zip(weights, torch.autograd.grad(loss, weights)):
-            w.grad = g
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
-        w_optimizer.step()
-        return loss.detach(), logits.detach()
+            alpha_step(model, grads, a_optimizer, self.regularizer)
+        return weight_step(model, train_batch, w_optimizer, grad_clip)

@@ -1,0 +1,211 @@
+"""The NAS-Bench-201 search space (Dong and Yang, ICLR 2020; darts-facts section 5).
+
+A cell has 4 nodes: node 0 is the cell input, node j the sum over i < j of op_{i->j}(node i), and node 3 the
+output: 6 edges, each one of ``none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3`` (nor_conv =
+ReLU, conv, BN), so 5^6 = 15,625 cells. The network: a 3x3 conv stem (C=16) and BN, N=5 cells, a residual
+reduction block (basic ResNet block, stride 2) to 2C, N cells, another to 4C, N cells, BN and ReLU, global
+pooling, linear. Every cell of the network is the same cell, so one alpha matrix ``[6, 5]`` describes it.
+
+The architecture string is the benchmark's own: ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (node 1 | node 2 |
+node 3; ``~i`` the input node). The derived cell is the strongest op of each edge, ``none`` included.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DartsNasError
+from ..ops import Identity, Pool, ReLUConvBN
+from .base import PARAMETER_FREE, SearchModel, parameter_count_millions
+from .darts_cnn import MixedOp
+
+NB201_PRIMITIVES = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# The edges in the order of the architecture string: (node, input node).
+NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+
+@dataclass(frozen=True)
+class NB201Arch:
+    """One NAS-Bench-201 cell: the op of each edge, in :data:`NB201_EDGES` order."""
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self):
+        ops = tuple(self.ops)
+        if len(ops) != len(NB201_EDGES):
+            raise DartsNasError(f"a NAS-Bench-201 cell has {len(NB201_EDGES)} edges, got {len(ops)} ops")
+        unknown = [op for op in ops if op not in NB201_PRIMITIVES]
+        if unknown:
+            raise DartsNasError(f"unknown NAS-Bench-201 op {unknown[0]!r} (known: {', '.join(NB201_PRIMITIVES)})")
+        object.__setattr__(self, "ops", ops)
+
+    def to_text(self) -> str:
+        nodes = []
+        for node in (1, 2, 3):
+            nodes.append("|".join(f"{op}~{i}" for (j, i), op in zip(NB201_EDGES, self.ops) if j == node))
+        return "|" + "|+|".join(nodes) + "|"
+
+    __str__ = to_text
+
+    @classmethod
+    def from_text(cls, text: str) -> "NB201Arch":
+        """Parse ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``; each node must list each of its inputs once (any
+        order)."""
+        s = str(text).strip()
+        parts = s.split("+")
+        if len(parts) != 3 or not all(p.startswith("|") and p.endswith("|") and len(p) > 2 for p in parts):
+            raise DartsNasError(f"not a NAS-Bench-201 architecture string: {s[:120]!r} (expected "
+                                "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
+        chosen = {}
+        for node, part in enumerate(parts, 1):
+            tokens = part[1:-1].split("|")
+            inputs = {}
+            for token in tokens:
+                op, sep, idx = token.partition("~")
+                if not sep or not idx.isdigit():
+                    raise DartsNasError(f"bad edge {token!r} in {s[:120]!r}: expected op~input")
+                inputs[int(idx)] = op
+            if sorted(inputs) != list(range(node)) or len(tokens) != node:
+                raise DartsNasError(f"node {node} of {s[:120]!r} must take inputs 0..{node - 1} once each")
+            for i, op in inputs.items():
+                chosen[(node, i)] = op
+        return cls(tuple(chosen[e] for e in NB201_EDGES))
+
+    def to_dict(self) -> dict:
+        return {"space": "nb201", "arch": self.to_text()}
+
+    @classmethod
+    def from_dict(cls, d) -> "NB201Arch":
+        if not isinstance(d, dict) or d.get("space") != "nb201" or "arch" not in d:
+            raise DartsNasError("not a NAS-Bench-201 genotype record (expected {\"space\": \"nb201\", \"arch\": ...})")
+        return cls.from_text(d["arch"])
+
+    def parameter_free_ops(self) -> int:
+        """Edges whose op has no weights (none, skip, pooling): 6 is the all-skip collapse."""
+        return sum(op in PARAMETER_FREE for op in self.ops)
+
+
+def is_nb201_record(path) -> bool:
+    """Whether a genotype.json holds a NAS-Bench-201 cell."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("space") == "nb201"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def nb201_op(name: str, C: int, stride: int) -> nn.Module:
+    """The search version of a NAS-Bench-201 op: nor_conv is ReLU-conv-BN (affine-free, batch statistics), the
+    pool has no BN (unlike the DARTS space)."""
+    if stride != 1:
+        raise DartsNasError("NAS-Bench-201 cell ops have stride 1")
+    if name == "skip_connect":
+        return Identity()
+    if name in ("nor_conv_1x1", "nor_conv_3x3"):
+        k = int(name[-1])
+        return ReLUConvBN(C, C, k, 1, k // 2, affine=False, track_running_stats=False)
+    if name == "avg_pool_3x3":
+        return Pool("avg", C, 1, search_bn=False)
+    raise DartsNasError(f"unknown NAS-Bench-201 op {name!r}")
+
+
+class NB201SearchCell(nn.Module):
+    def __init__(self, C: int, primitives=NB201_PRIMITIVES):
+        super().__init__()
+        self.edges = nn.ModuleList(MixedOp(C, 1, primitives, make=nb201_op) for _ in NB201_EDGES)
+
+    def forward(self, x, weights, selected=None):
+        nodes = [x]
+        for node in (1, 2, 3):
+            total = None
+            for e, (j, i) in enumerate(NB201_EDGES):
+                if j == node:
+                    y = self.edges[e](nodes[i], weights[e], None if selected is None else selected[e])
+                    total = y if total is None else total + y
+            nodes.append(total)
+        return nodes[-1]
+
+
+class ResidualReduction(nn.Module):
+    """The basic ResNet block between stages: ReLU-conv3x3(stride 2)-BN, ReLU-conv3x3-BN, plus a shortcut of 2x2
+    average pooling and a 1x1 conv."""
+
+    def __init__(self, C_in: int, C_out: int):
+        super().__init__()
+        self.conv_a = ReLUConvBN(C_in, C_out, 3, 2, 1, affine=True, track_running_stats=False)
+        self.conv_b = ReLUConvBN(C_out, C_out, 3, 1, 1, affine=True, track_running_stats=False)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(C_in, C_out, 1, bias=False))
+
+    def forward(self, x):
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    def __init__(self, C=16, cells_per_stage=5, num_classes=10, in_channels=3, primitives=NB201_PRIMITIVES):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(C, track_running_stats=False))
+        layers, C_curr = [], C
+        for stage in range(3):
+            if stage:
+                layers.append(ResidualReduction(C_curr, 2 * C_curr))
+                C_curr *= 2
+            layers += [NB201SearchCell(C_curr, primitives) for _ in range(cells_per_stage)]
+        self.layers = nn.ModuleList(layers)
+        self.last = nn.BatchNorm2d(C_curr, track_running_stats=False)
+        self.classifier = nn.Linear(C_curr, num_classes)
+
+    def cells(self) -> list[NB201SearchCell]:
+        return [m for m in self.layers if isinstance(m, NB201SearchCell)]
+
+    def forward(self, x, weights, selected=None):
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x, weights, selected) if isinstance(layer, NB201SearchCell) else layer(x)
+        x = F.relu(self.last(x))
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class NB201SearchModel(SearchModel):
+    """The NAS-Bench-201 supernet and its one alpha matrix ``cell`` [6, 5], init 1e-3 N(0, 1)."""
+
+    space = "nb201"
+
+    def __init__(self, C=16, cells_per_stage=5, num_classes=10, in_channels=3, relaxation="softmax", max_w=False):
+        super().__init__()
+        self.hparams = dict(C=C, cells_per_stage=cells_per_stage, num_classes=num_classes, in_channels=in_channels,
+                            relaxation=relaxation, max_w=max_w)
+        self.primitives = NB201_PRIMITIVES
+        self.net = NB201Network(C, cells_per_stage, num_classes, in_channels)
+        self.alphas = nn.ParameterDict({"cell": nn.Parameter(1e-3 * torch.randn(len(NB201_EDGES),
+                                                                                len(NB201_PRIMITIVES)))})
+        self.init_search(relaxation, max_w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.op_weights()
+        selected = self.selections(w)
+        return self.net(self.prepare_input(x), w["cell"], None if selected is None else selected["cell"])
+
+    def op_costs(self) -> dict[str, torch.Tensor]:
+        cells = self.net.cells()
+        cost = torch.tensor([[sum(parameter_count_millions(c.edges[e].op_for_column(k)) for c in cells)
+                              for k in range(len(self.primitives))] for e in range(len(NB201_EDGES))])
+        return {"cell": cost.to(self.alphas["cell"].device)}
+
+    @torch.no_grad()
+    def derivation_weights(self) -> dict[str, torch.Tensor]:
+        return self.probabilities()
+
+    def genotype(self) -> NB201Arch:
+        """The strongest op of each edge (ties: the earlier op), `none` allowed, as NAS-Bench-201 derives cells."""
+        rows = self.derivation_weights()["cell"].to(torch.float64).cpu().tolist()
+        return NB201Arch(tuple(self.primitives[max(range(len(r)), key=lambda k: (r[k], -k))] for r in rows))
+
+    @staticmethod
+    def parameter_free_ops(arch: NB201Arch) -> int:
+        return arch.parameter_free_ops()

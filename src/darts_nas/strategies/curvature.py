@@ -1,0 +1,32 @@
+"""The collapse signal of RobustDARTS: the dominant eigenvalue of the Hessian of the validation loss with respect
+to the alphas, by power iteration on Hessian-vector products (double backward). A sharp rise of it precedes the
+collapse to parameter-free cells."""
+
+from __future__ import annotations
+
+import torch
+
+
+def alpha_hessian_eigenvalue(model, batches, iters: int = 20, tol: float = 1e-4, generator=None) -> float:
+    """The eigenvalue of largest magnitude of d^2 L / dalpha^2, L the mean loss over `batches` (signed: the
+    Rayleigh quotient of the converged vector). Stops after `iters` products or when the estimate changes by less
+    than `tol` relative."""
+    alphas = model.arch_parameters()
+    batches = list(batches)
+    grads = None
+    for batch in batches:  # one graph per batch, kept for all the iterations
+        loss, _ = model.loss(batch)
+        g = torch.autograd.grad(loss / len(batches), alphas, create_graph=True)
+        grads = list(g) if grads is None else [a + b for a, b in zip(grads, g)]
+    v = [torch.randn(a.shape, generator=generator, dtype=a.dtype).to(a.device) for a in alphas]
+    estimate = 0.0
+    for i in range(iters):
+        norm = torch.sqrt(sum((t * t).sum() for t in v))
+        v = [t / norm for t in v]
+        hv = torch.autograd.grad(grads, alphas, grad_outputs=v, retain_graph=i < iters - 1)
+        new = float(sum((a * b).sum() for a, b in zip(v, hv)))  # Rayleigh quotient, read once per iteration
+        v = [t.detach() for t in hv]
+        if i and abs(new - estimate) <= tol * max(abs(new), 1e-12):
+            return new
+        estimate = new
+    return estimate

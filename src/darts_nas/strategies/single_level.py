@@ -1,0 +1,43 @@
+"""Single-level search (Single-DARTS; SNAS' joint update): weights and alphas take their step from the gradient of
+one training loss on the same batch,
+
+    (g_w, g_alpha) = d L_train(w, alpha) / d(w, alpha),   w <- SGD(w, g_w),   alpha <- Adam(alpha, g_alpha),
+
+both from the same forward and backward pass. No validation batch and no hypergradient: Single-DARTS reports that
+this removes DARTS' collapse to parameter-free cells on NAS-Bench-201.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .bilevel import weight_step
+
+
+@dataclass
+class SingleLevel:
+    regularizer: object = None
+
+    name = "single-level"
+    uses_val_batch = False
+
+    def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
+             update_alphas: bool = True):
+        """One step on `train_batch` (`val_batch` is ignored); returns (training loss, logits), detached."""
+        if not update_alphas:
+            return weight_step(model, train_batch, w_optimizer, grad_clip)
+        weights, alphas = model.weight_parameters(), model.arch_parameters()
+        loss, logits = model.loss(train_batch)
+        objective = loss
+        if self.regularizer is not None and self.regularizer.active:
+            objective = loss + self.regularizer.penalty(model)
+        grads = torch.autograd.grad(objective, [*weights, *alphas], allow_unused=True)
+        for p, g in zip([*weights, *alphas], grads):
+            p.grad = g
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
+        w_optimizer.step()
+        a_optimizer.step()
+        return loss.detach(), logits.detach()
