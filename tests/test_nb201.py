@@ -28,15 +28,18 @@ def fake_accuracy(ops) -> tuple[float, float, float]:
     return c10, c10 - 20, c10 - 40
 
 
-@pytest.fixture(scope="module")
-def full_table(tmp_path_factory):
+def write_fake_table(path):
     """Every one of the 15,625 cells, with fake_accuracy, in the benchmark's CSV format."""
-    path = tmp_path_factory.mktemp("nb201") / "table.csv"
     lines = ["index,arch_str,cifar10_test_acc,cifar100_test_acc,imagenet16_120_test_acc"]
     for i, ops in enumerate(itertools.product(NB201_PRIMITIVES, repeat=6)):
         lines.append(f"{i},{NB201Arch(ops).to_text()}," + ",".join(str(a) for a in fake_accuracy(ops)))
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="module")
+def full_table(tmp_path_factory):
+    return write_fake_table(tmp_path_factory.mktemp("nb201") / "table.csv")
 
 
 # -- architecture strings ---------------------------------------------------------------------------------------

@@ -259,16 +259,13 @@ def test_variants_resume_exactly(tmp_path, kw):
                                                                           kw.get("tau_min", 0.1)])
 
 
-def test_search_logs_the_table_accuracy_and_stops_early(tmp_path):
-    import itertools
-    from darts_nas.spaces import NB201_PRIMITIVES, NB201Arch
-    from test_nb201 import fake_accuracy
+def test_search_logs_the_table_accuracy_and_stops_early(tmp_path, capsys):
+    import json
+    from darts_nas.cli import main
+    from darts_nas.spaces import NB201Arch
+    from test_nb201 import fake_accuracy, write_fake_table
 
-    table = tmp_path / "t.csv"
-    rows = ["index,arch_str,cifar10_test_acc,cifar100_test_acc,imagenet16_120_test_acc"]
-    for i, ops in enumerate(itertools.product(NB201_PRIMITIVES, repeat=6)):
-        rows.append(f"{i},{NB201Arch(ops).to_text()}," + ",".join(map(str, fake_accuracy(ops))))
-    table.write_text("\n".join(rows) + "\n")
+    table = write_fake_table(tmp_path / "t.csv")
     lines = []
     run = start_search(tiny(epochs=3, nb201_table=str(table), stop_param_free=1), tmp_path / "run", echo=lines.append)
     result = run.run()
@@ -283,6 +280,11 @@ def test_search_logs_the_table_accuracy_and_stops_early(tmp_path):
         again = []
         resume_search(tmp_path / "run", echo=again.append).run()
         assert any("stopped early" in line for line in again)
+    # the lookup command reads the run's cell: the final genotype, or the checkpoint's of an unfinished run
+    final = NB201Arch.from_text(result.history[-1]["genotype"])
+    capsys.readouterr()
+    assert main(["nb201", "lookup", str(tmp_path / "run"), "--table", str(table), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["cifar10_test_acc"] == fake_accuracy(final.ops)[0]
 
 
 def test_variant_settings_are_checked():

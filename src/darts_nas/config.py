@@ -146,8 +146,10 @@ class SearchConfig(Settings):
             if self.strategy == "implicit" or (self.strategy == "bilevel" and self.order == 2):
                 problems.append("hard-gumbel (GDAS) evaluates one op per edge; use it with first-order bilevel or "
                                 "single-level")
-            if self.cuda_graphs or self.fuse_ops:
-                problems.append("hard-gumbel picks its ops on the host each step: no --cuda-graphs or --fuse-ops")
+            if self.cuda_graphs:
+                problems.append("hard-gumbel picks its ops on the host each step: no --cuda-graphs")
+        if (self.discretization != "none") != (self.discretization_weight > 0):
+            problems.append("--discretization and --discretization-weight go together (a penalty and its weight)")
         if self.nb201_table and self.space != "nb201":
             problems.append("--nb201-table needs --space nb201")
         if not 0.0 < self.train_portion < 1.0:

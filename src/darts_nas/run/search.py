@@ -77,10 +77,11 @@ def build_optimizers(model, config: SearchConfig):
 
 def search_step_fn(model, strategy, w_opt, a_opt, config: SearchConfig, update_alphas: bool = True):
     """step(x_train, y_train, x_val, y_val) -> (training loss, logits), both on the device: the strategy's step at
-    the weight optimizer's current learning rate (set_lr), eager or, with --cuda-graphs, replayed from a graph."""
-    def step(x_train, y_train, x_val, y_val):
-        return strategy.step(model, (x_train, y_train), (x_val, y_val), w_opt, a_opt, w_opt.param_groups[0]["lr"],
-                             config.grad_clip, update_alphas)
+    the weight optimizer's current learning rate (set_lr), eager or, with --cuda-graphs, replayed from a graph.
+    A strategy without a validation batch (single-level) gets step(x_train, y_train): no batch is drawn for it."""
+    def step(x_train, y_train, *val):
+        return strategy.step(model, (x_train, y_train), tuple(val) or None, w_opt, a_opt,
+                             w_opt.param_groups[0]["lr"], config.grad_clip, update_alphas)
 
     return CapturedStep(step) if config.cuda_graphs else step
 
@@ -202,9 +203,12 @@ class SearchRun:
         torch.manual_seed(epoch_seed(c.seed, epoch, 2))
         step_fn = self.step_fn(update_alphas=epoch >= c.arch_warmup_epochs)
         self.model.train()
-        batches = (((*train_batch, *val_batch), train_batch[1]) for train_batch, val_batch in
-                   zip(self.train_loader.epoch(epoch_generator(c.seed, epoch, 0, self.device)),
-                       self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device))))
+        train_batches = self.train_loader.epoch(epoch_generator(c.seed, epoch, 0, self.device))
+        if self.strategy.uses_val_batch:
+            batches = (((*train_batch, *val_batch), train_batch[1]) for train_batch, val_batch in
+                       zip(train_batches, self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device))))
+        else:
+            batches = ((train_batch, train_batch[1]) for train_batch in train_batches)
         return run_epoch_steps(step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
                                c.log_every, c.progress, lambda loss, step: self._check_finite(loss, epoch, step))
 
@@ -235,7 +239,7 @@ class SearchRun:
             g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 3))
             out["hessian_eigenvalue"] = alpha_hessian_eigenvalue(self.model, batches, c.hessian_iters, generator=g)
         if self.table is not None:
-            out["nb201"] = self.table.lookup(genotype).to_dict()
+            out["nb201"] = self.table.lookup(genotype)
         return out
 
     def stop_reason(self, signals: dict) -> str:
@@ -286,8 +290,9 @@ class SearchRun:
                 "epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                 "val_loss": val_loss, "val_acc": val_acc, "seconds": round(time.perf_counter() - t0, 3),
                 "genotype": genotype.to_text(), **signals, **self.alpha_lists(),
+                **({"nb201": signals["nb201"].to_dict()} if "nb201" in signals else {}),
             }
-            if c.relaxation in ("gumbel", "hard-gumbel"):
+            if self.model.relaxation.stochastic:
                 record["temperature"] = self.temperature(epoch)
             if self.stopped:
                 record["stopped"] = self.stopped
@@ -302,8 +307,8 @@ class SearchRun:
             eig = signals.get("hessian_eigenvalue")
             self.echo(f"  collapse signals: {signals['param_free_ops']} parameter-free ops"
                       + (f", Hessian eigenvalue {eig:.4g}" if eig is not None else ""))
-            if self.table is not None:
-                self.echo(f"  NAS-Bench-201: {self.table.lookup(genotype).to_text()}")
+            if "nb201" in signals:
+                self.echo(f"  NAS-Bench-201: {signals['nb201'].to_text()}")
             for cell, w in self.model.probabilities().items():
                 self.echo(f"  {cell:<6} op weights, mean over edges: {format_op_weights(self.model.primitives, w)}")
             if self.stopped:

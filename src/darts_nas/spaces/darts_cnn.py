@@ -15,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..errors import DartsNasError
 from ..genotype import PRIMITIVES, Genotype, derive_genotype
-from ..ops import FactorizedReduce, ReLUConvBN, join_partial, make_op, split_partial
+from ..ops import FactorizedReduce, ReLUConvBN, Zero, join_partial, make_op, split_partial
 from .base import PARAMETER_FREE, SearchModel, parameter_count_millions
 from .fused import check_fusable, fused_nodes
 
@@ -50,6 +50,7 @@ class MixedOp(nn.Module):
             self.ops.append(make(name, C // partial, stride) if make else make_op(name, C // partial, stride, True))
             self.columns.append(k)
         self.shared_relu = any(op.starts_with_relu for op in self.ops)
+        self.zero = Zero(stride)  # what a selected `none` outputs (GDAS)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, selected: int | None = None) -> torch.Tensor:
         if self.partial == 1:
@@ -64,9 +65,7 @@ class MixedOp(nn.Module):
     def mixed(self, x: torch.Tensor, weights: torch.Tensor, selected: int | None = None) -> torch.Tensor:
         if selected is not None:
             op = self.op_for_column(selected)
-            if op is None:  # `none`: zeros of the output shape, still multiplied by the weight for its gradient
-                return weights[selected] * x[:, :, :: self.stride, :: self.stride].mul(0.0)
-            return weights[selected] * op(x)
+            return weights[selected] * (self.zero if op is None else op)(x)  # `none`: zeros, still weighted for the gradient
         relu_x = F.relu(x) if self.shared_relu else None
         w = weights.unbind()
         out = None

@@ -12,7 +12,6 @@ node 3; ``~i`` the input node). The derived cell is the strongest op of each edg
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import torch
@@ -88,15 +87,6 @@ class NB201Arch:
     def parameter_free_ops(self) -> int:
         """Edges whose op has no weights (none, skip, pooling): 6 is the all-skip collapse."""
         return sum(op in PARAMETER_FREE for op in self.ops)
-
-
-def is_nb201_record(path) -> bool:
-    """Whether a genotype.json holds a NAS-Bench-201 cell."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f).get("space") == "nb201"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def nb201_op(name: str, C: int, stride: int) -> nn.Module:

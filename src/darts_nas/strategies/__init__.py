@@ -11,7 +11,8 @@ How the alphas become op weights (softmax, sigmoid, Gumbel) is the space's relax
 :class:`ArchRegularizer` (resource, discretization) adds its penalty under any of them.
 """
 
-from .bilevel import (Bilevel, alpha_step, architecture_gradient, hessian_vector_product, sgd_state, virtual_step,
+from ..errors import DartsNasError
+from .bilevel import (AlternatingStep, Bilevel, alpha_step, architecture_gradient, hessian_vector_product, sgd_state, virtual_step,
                       weight_step)
 from .curvature import alpha_hessian_eigenvalue
 from .implicit import Implicit, implicit_gradient, neumann_inverse_hvp, weight_hessian_vector_product
@@ -23,7 +24,6 @@ STRATEGIES = ("bilevel", "single-level", "implicit")
 
 def build_strategy(name: str, *, order: int = 1, hvp: str = "finite-difference", r: float = 0.01,
                    neumann_terms: int = 2, regularizer=None):
-    from ..errors import DartsNasError
     if name == "bilevel":
         return Bilevel(order=order, hvp=hvp, r=r, regularizer=regularizer)
     if name == "single-level":
@@ -33,7 +33,7 @@ def build_strategy(name: str, *, order: int = 1, hvp: str = "finite-difference",
     raise DartsNasError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
 
 
-__all__ = ["ArchRegularizer", "Bilevel", "DISCRETIZATIONS", "Implicit", "STRATEGIES", "SingleLevel",
+__all__ = ["AlternatingStep", "ArchRegularizer", "Bilevel", "DISCRETIZATIONS", "Implicit", "STRATEGIES", "SingleLevel",
            "alpha_hessian_eigenvalue", "alpha_step", "architecture_gradient", "build_strategy",
            "hessian_vector_product", "implicit_gradient", "neumann_inverse_hvp", "sgd_state", "virtual_step",
            "weight_hessian_vector_product", "weight_step"]

@@ -144,10 +144,26 @@ def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
     a_optimizer.step()
 
 
+class AlternatingStep:
+    """The step of the bilevel strategies (DARTS Algorithm 1): (1) the alphas along the strategy's hypergradient
+    of a validation batch, then (2) the weights on the training batch, with the updated alphas. A subclass gives
+    ``alpha_gradient(model, train_batch, val_batch, w_optimizer, lr)`` and a ``regularizer`` field."""
+
+    uses_val_batch = True
+
+    def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
+             update_alphas: bool = True):
+        """One search step; returns (training loss, training logits), both detached, on the device.
+        ``update_alphas=False`` takes the weight step only (the warm-up epochs of PC-DARTS)."""
+        if update_alphas:
+            grads = self.alpha_gradient(model, train_batch, val_batch, w_optimizer, lr)
+            alpha_step(model, grads, a_optimizer, self.regularizer)
+        return weight_step(model, train_batch, w_optimizer, grad_clip)
+
+
 @dataclass
-class Bilevel:
-    """DARTS' alternating step (Algorithm 1): (1) alphas on a validation batch, then (2) weights on the training
-    batch, with the updated alphas."""
+class Bilevel(AlternatingStep):
+    """DARTS, first or second order (eq. 5-8)."""
 
     order: int = 1
     hvp: str = "finite-difference"
@@ -155,19 +171,12 @@ class Bilevel:
     regularizer: object = None
 
     name = "bilevel"
-    uses_val_batch = True
 
     def __post_init__(self):
         check_settings(self.order, self.hvp)
 
-    def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
-             update_alphas: bool = True):
-        """One search step; returns (training loss, training logits), both detached, on the device.
-        ``update_alphas=False`` takes the weight step only (the warm-up epochs of PC-DARTS)."""
-        if update_alphas:
-            weights = model.weight_parameters()
-            momentum, weight_decay, buffers = sgd_state(w_optimizer, weights) if self.order == 2 else (0.0, 0.0, None)
-            grads = architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
-                                          weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r)
-            alpha_step(model, grads, a_optimizer, self.regularizer)
-        return weight_step(model, train_batch, w_optimizer, grad_clip)
+    def alpha_gradient(self, model, train_batch, val_batch, w_optimizer, lr):
+        momentum, weight_decay, buffers = (sgd_state(w_optimizer, model.weight_parameters()) if self.order == 2
+                                           else (0.0, 0.0, None))
+        return architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
+                                     weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r)

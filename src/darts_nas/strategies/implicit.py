@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from ..errors import DartsNasError
-from .bilevel import _global_norm, alpha_step, check_settings, hessian_vector_product, weight_step
+from .bilevel import AlternatingStep, _global_norm, check_settings, hessian_vector_product
 
 
 def weight_hessian_vector_product(model, batch, v: Sequence[torch.Tensor], method: str = "exact", r: float = 0.01,
@@ -82,9 +82,8 @@ def implicit_gradient(model, train_batch, val_batch, *, eta, terms: int = 2, wei
 
 
 @dataclass
-class Implicit:
-    """iDARTS' step: alphas along the implicit hypergradient (validation batch), then the weights' SGD step on the
-    training batch."""
+class Implicit(AlternatingStep):
+    """iDARTS: alphas along the implicit hypergradient (validation batch), then the weights' SGD step."""
 
     terms: int = 2
     hvp: str = "exact"
@@ -92,18 +91,13 @@ class Implicit:
     regularizer: object = None
 
     name = "implicit"
-    uses_val_batch = True
 
     def __post_init__(self):
         check_settings(2, self.hvp)
         if self.terms < 1:
             raise DartsNasError(f"--neumann-terms must be at least 1, got {self.terms}")
 
-    def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
-             update_alphas: bool = True):
-        if update_alphas:
-            weight_decay = w_optimizer.param_groups[0].get("weight_decay", 0.0)
-            grads = implicit_gradient(model, train_batch, val_batch, eta=lr, terms=self.terms,
-                                      weight_decay=weight_decay, hvp=self.hvp, r=self.r)
-            alpha_step(model, grads, a_optimizer, self.regularizer)
-        return weight_step(model, train_batch, w_optimizer, grad_clip)
+    def alpha_gradient(self, model, train_batch, val_batch, w_optimizer, lr):
+        return implicit_gradient(model, train_batch, val_batch, eta=lr, terms=self.terms,
+                                 weight_decay=w_optimizer.param_groups[0].get("weight_decay", 0.0), hvp=self.hvp,
+                                 r=self.r)
