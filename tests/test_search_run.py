@@ -131,11 +131,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
-        loss, logits = real_step(*args, **kwargs)
+        loss, logits, val_out = real_step(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] > run.steps:  # every step of the second epoch
             loss = loss * float("nan")
-        return loss, logits
+        return loss, logits, val_out
 
     monkeypatch.setattr(run.strategy, "step", poisoned)
     with pytest.raises(NonFiniteLoss, match=r"nan in epoch 2.*last good checkpoint \(epoch 1\)"):

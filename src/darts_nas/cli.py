@@ -11,6 +11,9 @@
     darts-nas models                                           the model zoo (create_model names)
     darts-nas presets                                          the presets and their values
     darts-nas bench search|train --device cpu                  time the search step / the training step
+    darts-nas search --preset darts-ptb --data ../data/ptb      a recurrent cell on Penn Treebank
+    darts-nas train --preset darts-ptb-eval --data ../data/ptb  its language model (valid/test perplexity)
+    darts-nas bench rnn-search|lm-train --device cpu           time the recurrent search / LM training step
 
 Expected errors (bad input, missing data, a broken checkpoint) print one line and exit with status 2.
 """
@@ -76,15 +79,42 @@ def _cmd_search(args) -> int:
     return 0
 
 
+def _start_training(config, run_dir, echo=print):
+    from .run.lm import start_lm_training
+    from .run.train import start_training
+
+    return (start_lm_training if config.network_kind() == "rnn" else start_training)(config, run_dir, echo)
+
+
+def _resume_training(run_dir, echo=print, **changes):
+    """A language model's run or an image network's, by what its checkpoint holds."""
+    from .run.checkpoint import load_checkpoint
+    from .run.common import check_resume
+    from .run.lm import TRAIN_KIND, resume_lm_training
+    from .run.train import resume_training
+
+    check_resume(Path(run_dir), changes)
+    state = load_checkpoint(run_dir)
+    if state["kind"] == TRAIN_KIND:
+        return resume_lm_training(run_dir, state, echo, **changes)
+    return resume_training(run_dir, echo, **changes)
+
+
 def _cmd_train(args) -> int:
     from .config import TRAIN_PRESET_NOTES, TrainConfig, train_preset_config
-    from .run.train import resume_training, start_training
 
-    done, status = _run_epochs(args, "train", TrainConfig, train_preset_config, TRAIN_PRESET_NOTES, start_training,
-                               resume_training)
+    done, status = _run_epochs(args, "train", TrainConfig, train_preset_config, TRAIN_PRESET_NOTES, _start_training,
+                               _resume_training)
     if done is None:
         return status
     _, result = done
+    if getattr(result, "final", None) is not None:  # a language model
+        f = result.final
+        print(f"\nbest model (epoch {f['epoch']} of {result.epochs_done}): valid perplexity {f['valid_ppl']:.2f}, "
+              f"test perplexity {f['test_ppl']:.2f}")
+        print(f"outputs in {result.run_dir}/: results.json, best.pt, last.pt, checkpoint.pt, metrics.jsonl, "
+              f"network.json, genotype.txt, config.json")
+        return 0
     last = result.history[-1]
     print(f"\nfinal test accuracy {100 * last['test_acc']:.2f}% after {result.epochs_done} epochs"
           + (f" (best {100 * result.best['test_acc']:.2f}% at epoch {result.best['epoch']})" if result.best else ""))
@@ -93,9 +123,36 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _is_language_model(path) -> bool:
+    from .run.checkpoint import load_checkpoint
+
+    p = Path(path)
+    if p.is_dir():
+        p = next((p / f for f in ("best.pt", "last.pt", "checkpoint.pt") if (p / f).is_file()), p)
+    return load_checkpoint(p).get("model_hparams", {}).get("kind") == "rnn"
+
+
 def _cmd_evaluate(args) -> int:
     from .run.train import evaluate_checkpoint
 
+    if _is_language_model(args.checkpoint):
+        from .config import TEXT_DATASETS
+        from .run.lm import evaluate_lm_checkpoint
+
+        if args.genotype or args.limit:
+            raise DartsNasError("--genotype and --limit apply to image networks; a language model is evaluated on "
+                                "the whole valid and test splits")
+        if args.dataset and args.dataset not in TEXT_DATASETS:
+            raise DartsNasError(f"a language model reads a text corpus (--dataset {', '.join(TEXT_DATASETS)})")
+        r = evaluate_lm_checkpoint(args.checkpoint, device=args.device, data=args.data, dataset=args.dataset,
+                                   batch_size=args.batch_size)
+        if args.json:
+            print(json.dumps(r))
+            return 0
+        print(f"{args.checkpoint} (epoch {r['epoch']}, {r['params'] / 1e6:.2f}M params) on {r['dataset']}: "
+              f"valid perplexity {r['valid_ppl']:.2f} (loss {r['valid_loss']:.4f}), test perplexity "
+              f"{r['test_ppl']:.2f} (loss {r['test_loss']:.4f})")
+        return 0
     r = evaluate_checkpoint(args.checkpoint, device=args.device, data=args.data, dataset=args.dataset,
                             batch_size=args.batch_size, genotype=args.genotype, test_limit=args.limit)
     if args.json:
@@ -128,8 +185,39 @@ def _network_for_info(spec: str, dataset: str | None, channels, layers, num_clas
     return build_network(spec, dataset, **kwargs), dataset
 
 
+# Vocabulary sizes of the corpora the papers use, for `info` on a language model.
+_VOCAB = {"ptb": 10000, "wikitext-2": 33278}
+
+
+def _lm_info(args) -> int:
+    from .config import train_preset_config
+    from .nets.rnn import parameter_count
+    from .rnn_genotype import load_recurrent_genotype
+    from .run.lm import build_lm
+
+    preset = {"ptb": "darts-ptb-eval", "wikitext-2": "darts-wt2-eval"}[args.dataset]
+    c = train_preset_config(preset, **({"units": args.units} if args.units else {}))
+    genotype = load_recurrent_genotype(args.genotype)
+    model = build_lm(c, genotype, _VOCAB[args.dataset])
+    n = parameter_count(model)
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "network": "RNNModel", "genotype": genotype.to_text(),
+                          "units": c.units, "vocab": _VOCAB[args.dataset], "params": n}))
+        return 0
+    print(genotype.to_text())
+    print(f"language model for {args.dataset}: {c.units} units, vocabulary {_VOCAB[args.dataset]:,}, decoder tied to "
+          f"the embedding")
+    print(f"parameters:     {n / 1e6:.2f}M  ({n:,})")
+    return 0
+
+
 def _cmd_info(args) -> int:
     from .nets.profile import profile_network
+
+    if args.dataset in _VOCAB:
+        return _lm_info(args)
+    if args.units:
+        raise DartsNasError("--units sizes a language model (--dataset ptb or wikitext-2)")
 
     model, dataset = _network_for_info(args.genotype, args.dataset, args.channels, args.layers, args.num_classes)
     size = args.image_size or (224 if model.hparams["kind"] == "imagenet" else 32)
@@ -177,6 +265,14 @@ def _cmd_derive(args) -> int:
         print(f"# epoch {state['epoch']}/{state['config']['epochs']} of {args.run}")
         print(genotype.to_text())
     if args.alphas:
+        if model.space == "darts-rnn":
+            rows, e = model.derivation_weights()["recurrent"].tolist(), 0
+            for node in range(1, model.steps + 1):
+                for j in range(node):
+                    print(f"node {node} <- {j}: " + "  ".join(f"{p} {w:.3f}" for p, w in
+                                                             zip(model.primitives, rows[e])))
+                    e += 1
+            return 0
         if model.space != "darts-cnn":
             for e, row in enumerate(model.derivation_weights()["cell"].tolist()):
                 print(f"edge {e}: " + "  ".join(f"{p} {w:.3f}" for p, w in zip(model.primitives, row)))
@@ -228,13 +324,19 @@ def _cmd_nb201(args) -> int:
 
 def _cmd_genotypes(args) -> int:
     from .genotype import PUBLISHED, get_genotype
+    from .rnn_genotype import RECURRENT_PUBLISHED, load_recurrent_genotype
 
     if args.name is None:
-        width = max(map(len, PUBLISHED))
+        width = max(map(len, [*PUBLISHED, *RECURRENT_PUBLISHED]))
+        print("CNN cells (image networks):")
         for name, g in PUBLISHED.items():
-            print(f"{name:<{width}}  {g.to_text()}")
+            print(f"  {name:<{width}}  {g.to_text()}")
+        print("recurrent cells (language models; `genotypes NAME --recurrent`):")
+        for name, g in RECURRENT_PUBLISHED.items():
+            print(f"  {name:<{width}}  {g.to_text()}")
         return 0
-    g = get_genotype(args.name)
+    g = load_recurrent_genotype(args.name) if args.recurrent or args.name.upper() == "ENAS" else \
+        get_genotype(args.name)
     print(json.dumps(g.to_dict()) if args.json else g.to_text())
     return 0
 
@@ -260,8 +362,19 @@ def _cmd_bench(args) -> int:
 
     if args.steps < 1 or args.warmup < 0:
         raise DartsNasError("--steps must be at least 1 and --warmup at least 0")
+    if args.what in ("rnn-search", "lm-train"):
+        from .bench import bench_rnn, format_rnn_table
 
-    if args.what == "train":
+        search = args.what == "rnn-search"
+        common = dict(batch_size=args.batch_size or (256 if search else 64), bptt=args.bptt,
+                      units=args.units or (300 if search else 850), vocab=args.vocab, steps=args.steps,
+                      warmup=args.warmup)
+        if min(common["batch_size"], common["bptt"], common["units"], common["vocab"]) < 1:
+            raise DartsNasError("--batch-size, --bptt, --units and --vocab must be positive")
+        results = bench_rnn(args.what, device=args.device, orders=args.order, hvps=args.hvp, **common) if search \
+            else bench_rnn(args.what, device=args.device, genotype=args.genotype, **common)
+        table = format_rnn_table(results)
+    elif args.what == "train":
         if args.fuse_ops or args.checkpoint_cells or args.partial_channels != 1 or args.edge_normalization:
             raise DartsNasError("--fuse-ops, --checkpoint-cells, --partial-channels and --edge-normalization are "
                                 "search settings")
@@ -312,10 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p, TrainConfig)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="test accuracy of a trained network")
+    p = sub.add_parser("evaluate", help="test accuracy of a trained network, or valid/test perplexity of a language "
+                       "model")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="best.pt, last.pt, checkpoint.pt or a train run directory")
     p.add_argument("--data", help="dataset location (default: the one it was trained with)")
-    p.add_argument("--dataset", choices=["cifar10", "cifar100", "folder", "imagenet", "synthetic", "sample"],
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "folder", "imagenet", "synthetic", "sample", "ptb",
+                                         "wikitext-2", "text"],
                    help="dataset kind (default: the one it was trained with)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int)
@@ -326,8 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="parameters and multiply-adds of an evaluation network")
     p.add_argument("genotype", metavar="GENOTYPE", help="published name, zoo model name, run directory, file or text")
-    p.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet"], help="network of this dataset "
-                   "(default cifar10)")
+    p.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet", "ptb", "wikitext-2"],
+                   help="network of this dataset (default cifar10; ptb, wikitext-2: the language model of a "
+                   "recurrent genotype)")
+    p.add_argument("--units", type=int, help="language model: embedding and hidden size (default: the paper's)")
     p.add_argument("--channels", type=int, help="initial channels C (default: the paper's)")
     p.add_argument("--layers", type=int, help="cells (default: the paper's)")
     p.add_argument("--num-classes", type=int, help="classes (default: the dataset's)")
@@ -358,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("genotypes", help="list the published genotypes, or show one")
     p.add_argument("name", nargs="?")
+    p.add_argument("--recurrent", action="store_true", help="the recurrent cell of that name (DARTS_V1, DARTS_V2)")
     p.add_argument("--json", action="store_true", help="print the JSON form")
     p.set_defaults(func=_cmd_genotypes)
 
@@ -366,8 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("bench", help="benchmarks (median s/step, images/s, peak memory)")
-    p.add_argument("what", choices=["search", "train"], help="search: the search step; train: the evaluation "
-                   "network's training step")
+    p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train"], help="search: the search step; "
+                   "train: the evaluation network's training step; rnn-search: the recurrent search step; lm-train: "
+                   "the language model's training step")
+    p.add_argument("--units", type=int, help="rnn-search / lm-train: hidden size (default 300 / 850)")
+    p.add_argument("--bptt", type=int, default=35, help="rnn-search / lm-train: window length")
+    p.add_argument("--vocab", type=int, default=10000, help="rnn-search / lm-train: vocabulary size (PTB: 10000)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, help="default 64 (search) / 96 (train)")
     p.add_argument("--channels", type=int, help="default 16 (search) / 36 (train)")

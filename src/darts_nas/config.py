@@ -47,17 +47,19 @@ class Settings:
 @dataclass
 class SearchConfig(Settings):
     # data
-    dataset: str = _f("cifar10", "dataset", ("cifar10", "cifar100", "folder", "synthetic", "sample"))
-    data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder: root/<class>/<image>)")
+    dataset: str = _f("cifar10", "dataset (ptb, wikitext-2, text: word-level corpora for --space darts-rnn)",
+                      ("cifar10", "cifar100", "folder", "synthetic", "sample", "ptb", "wikitext-2", "text"))
+    data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder: root/<class>/<image>; "
+                   "text corpora: the directory of their train/valid/test files)")
     download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
     image_size: int = _f(32, "image side for folder datasets (images are resized)")
     synthetic_size: int = _f(1024, "images in the synthetic dataset")
-    limit: int = _f(0, "use only the first N training images (0: all), for reduced runs")
+    limit: int = _f(0, "use only the first N training images, or tokens of a corpus (0: all), for reduced runs")
     train_portion: float = _f(0.5, "fraction of the training set that trains the weights; the rest trains the alphas")
     split_file: str = _f("", "fixed weights/alphas split of the training set, e.g. NAS-Bench-201's cifar-split.txt "
                          "(replaces --train-portion)")
     # supernet
-    space: str = _f("darts-cnn", "search space", ("darts-cnn", "nb201"))
+    space: str = _f("darts-cnn", "search space", ("darts-cnn", "nb201", "darts-rnn"))
     cells_per_stage: int = _f(5, "NAS-Bench-201: cells per stage (the network has 3 stages)")
     channels: int = _f(16, "initial channels C")
     layers: int = _f(8, "cells in the supernet")
@@ -67,13 +69,26 @@ class SearchConfig(Settings):
                                "PC-DARTS uses 4)")
     edge_normalization: bool = _f(False, "PC-DARTS edge normalization: a learned softmax weight over the inputs of "
                                   "each node")
+    # recurrent space (language model)
+    units: int = _f(300, "darts-rnn: embedding and hidden size")
+    bptt: int = _f(35, "darts-rnn: base BPTT length (each window's length is drawn around it)")
+    max_seq_len_delta: int = _f(20, "darts-rnn: windows are at most --bptt + this long")
+    dropout: float = _f(0.75, "darts-rnn: locked dropout on the cell output")
+    dropout_h: float = _f(0.25, "darts-rnn: variational dropout on the hidden states the nodes read")
+    dropout_x: float = _f(0.75, "darts-rnn: variational dropout on the cell input x")
+    dropout_i: float = _f(0.2, "darts-rnn: locked dropout on the embeddings")
+    dropout_e: float = _f(0.0, "darts-rnn: embedding (whole-word) dropout")
+    ar: float = _f(0.0, "darts-rnn: activation regularization weight (AR)")
+    tar: float = _f(1e-3, "darts-rnn: temporal activation regularization weight (TAR)")
+    virtual_step_clip: float = _f(0.0, "second order: clip the virtual step's gradient at this norm (0: off; the "
+                                  "recurrent search clips at --grad-clip)")
     # weights
     epochs: int = _f(50, "search epochs")
     batch_size: int = _f(64, "batch size (weights and alphas)")
     lr: float = _f(0.025, "weight learning rate at epoch 0 (annealed to --lr-min)")
     lr_min: float = _f(0.001, "weight learning rate at the end")
-    lr_schedule: str = _f("cosine", "cosine, or cosine-power (sharpDARTS' Cosine Power Annealing)",
-                          ("cosine", "cosine-power"))
+    lr_schedule: str = _f("cosine", "cosine, cosine-power (sharpDARTS' Cosine Power Annealing), or constant",
+                          ("cosine", "cosine-power", "constant"))
     lr_power: float = _f(10.0, "the power p of --lr-schedule cosine-power (p -> 1 is cosine)")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "SGD weight decay")
@@ -127,7 +142,7 @@ class SearchConfig(Settings):
 
     POSITIVE = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
                 "synthetic_size", "log_every", "partial_channels", "cells_per_stage", "neumann_terms", "tau_min",
-                "hessian_batches", "hessian_iters")
+                "hessian_batches", "hessian_iters", "units", "bptt")
 
     def validate(self) -> "SearchConfig":
         problems = self.generic_problems()
@@ -152,6 +167,20 @@ class SearchConfig(Settings):
             problems.append("--discretization and --discretization-weight go together (a penalty and its weight)")
         if self.nb201_table and self.space != "nb201":
             problems.append("--nb201-table needs --space nb201")
+        problems += text_problems(self, self.space == "darts-rnn", "--space darts-rnn")
+        if self.space == "darts-rnn":
+            if self.fuse_ops or self.checkpoint_cells or self.partial_channels != 1 or self.edge_normalization \
+                    or self.cuda_graphs or self.split_file:
+                problems.append("--fuse-ops, --checkpoint-cells, --partial-channels, --edge-normalization, "
+                                "--cuda-graphs and --split-file belong to the image spaces (the recurrent search "
+                                "draws windows of random length)")
+            if self.relaxation == "hard-gumbel":
+                problems.append("hard-gumbel is not offered in the recurrent space (use gumbel)")
+            if self.resource_weight or self.stop_param_free:
+                problems.append("--resource-weight and --stop-param-free do not apply to the recurrent space (every "
+                                "op has its edge's matrix)")
+        if self.virtual_step_clip < 0:
+            problems.append("--virtual-step-clip cannot be negative")
         if not 0.0 < self.train_portion < 1.0:
             problems.append("--train-portion must be between 0 and 1")
         if self.lr <= 0 or self.arch_lr <= 0 or self.lr_min < 0:
@@ -175,30 +204,49 @@ class TrainConfig(Settings):
 
     # architecture
     genotype: str = _f("DARTS_V2", "the cell: a published name, a search run directory, a genotype file or "
-                       "Genotype(...) text")
-    network: str = _f("auto", "evaluation network (auto: imagenet for --dataset imagenet, else cifar)",
-                      ("auto", "cifar", "imagenet"))
+                       "Genotype(...) text (a recurrent one for a language model)")
+    network: str = _f("auto", "evaluation network (auto: rnn for a text corpus, imagenet for --dataset imagenet, "
+                      "else cifar)", ("auto", "cifar", "imagenet", "rnn"))
     channels: int = _f(36, "initial channels C")
     layers: int = _f(20, "cells in the network")
     auxiliary: bool = _f(True, "auxiliary head after cell 2*layers//3")
     auxiliary_weight: float = _f(0.4, "weight of the auxiliary loss")
     drop_path_prob: float = _f(0.2, "drop-path probability reached at the end (ramped linearly from 0)")
     # data
-    dataset: str = _f("cifar10", "dataset (folder/imagenet: ROOT/train/<class>/* and ROOT/val/<class>/*)",
-                      ("cifar10", "cifar100", "folder", "imagenet", "synthetic", "sample"))
-    data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder/imagenet: ROOT)")
+    dataset: str = _f("cifar10", "dataset (folder/imagenet: ROOT/train/<class>/* and ROOT/val/<class>/*; ptb, "
+                      "wikitext-2, text: word-level corpora for a language model)",
+                      ("cifar10", "cifar100", "folder", "imagenet", "synthetic", "sample", "ptb", "wikitext-2", "text"))
+    data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder/imagenet: ROOT; "
+                   "text corpora: the directory of their train/valid/test files)")
     download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
     image_size: int = _f(32, "input side (folder: images resized to it; imagenet: crop size)")
     synthetic_size: int = _f(1024, "training images in the synthetic dataset")
-    limit: int = _f(0, "use only N training images (0: all): the first N of CIFAR, a seeded random N of folders")
+    limit: int = _f(0, "use only N training images (0: all): the first N of CIFAR, a seeded random N of folders; "
+                    "the first N tokens of a corpus")
     test_limit: int = _f(0, "evaluate on N test images only (0: all), chosen as --limit chooses")
     workers: int = _f(4, "decoding processes for --dataset imagenet")
+    # language model (--network rnn)
+    units: int = _f(850, "rnn: embedding and hidden size (DARTS: 850 on PTB, 700 on WikiText-2)")
+    bptt: int = _f(35, "rnn: base BPTT length (each training window's length is drawn around it)")
+    max_seq_len_delta: int = _f(20, "rnn: training windows are at most --bptt + this long")
+    dropout: float = _f(0.75, "rnn: locked dropout on the cell output")
+    dropout_h: float = _f(0.25, "rnn: variational dropout on the hidden states the nodes read")
+    dropout_x: float = _f(0.75, "rnn: variational dropout on the cell input x")
+    dropout_i: float = _f(0.2, "rnn: locked dropout on the embeddings")
+    dropout_e: float = _f(0.1, "rnn: embedding (whole-word) dropout")
+    ar: float = _f(0.0, "rnn: activation regularization weight (AR)")
+    tar: float = _f(1e-3, "rnn: temporal activation regularization weight (TAR)")
+    nonmono: int = _f(5, "rnn: switch SGD to averaged SGD once the validation loss is worse than the best before the "
+                      "last N epochs (0: never)")
+    eval_batch_size: int = _f(10, "rnn: batch size of the validation perplexity")
+    test_batch_size: int = _f(1, "rnn: batch size of the test perplexity")
     # optimization
     epochs: int = _f(600, "training epochs")
     batch_size: int = _f(96, "batch size")
     lr: float = _f(0.025, "learning rate at epoch 0")
-    lr_schedule: str = _f("cosine", "cosine: to --lr-min over the run; exponential: x --lr-decay each epoch",
-                          ("cosine", "exponential"))
+    lr_schedule: str = _f("cosine", "cosine: to --lr-min over the run; exponential: x --lr-decay each epoch; "
+                          "constant (language models, until averaged SGD takes over)",
+                          ("cosine", "exponential", "constant"))
     lr_min: float = _f(0.0, "final learning rate of the cosine schedule")
     lr_decay: float = _f(0.97, "per-epoch factor of the exponential schedule")
     momentum: float = _f(0.9, "SGD momentum")
@@ -224,7 +272,7 @@ class TrainConfig(Settings):
     progress: bool = _f(True, "show a progress bar")
 
     POSITIVE = ("channels", "layers", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
-                "log_every")
+                "log_every", "units", "bptt", "eval_batch_size", "test_batch_size")
 
     def validate(self) -> "TrainConfig":
         problems = self.generic_problems()
@@ -240,6 +288,9 @@ class TrainConfig(Settings):
                             "negative")
         if self.hue > 0.5:
             problems.append("--hue must be at most 0.5")
+        problems += text_problems(self, self.network_kind() == "rnn", "a language model (--network rnn)")
+        if self.network_kind() == "rnn" and (self.cuda_graphs or self.precision != "fp32"):
+            problems.append("the language model runs in fp32 without --cuda-graphs (its windows vary in length)")
         if self.network_kind() == "imagenet" and self.channels % 2:
             problems.append("--channels must be even for the ImageNet network (its stem halves C)")
         if self.dataset in ("folder", "imagenet", "synthetic"):  # CIFAR and the sample are 32x32 whatever is asked
@@ -255,7 +306,30 @@ class TrainConfig(Settings):
     def network_kind(self) -> str:
         if self.network != "auto":
             return self.network
+        if self.dataset in TEXT_DATASETS:
+            return "rnn"
         return "imagenet" if self.dataset == "imagenet" else "cifar"
+
+
+TEXT_DATASETS = ("ptb", "wikitext-2", "text")
+
+
+def text_problems(c, recurrent: bool, what: str) -> list[str]:
+    """The checks both settings classes make on a language-model configuration: text data goes with the recurrent
+    model and the reverse, and dropout probabilities stay below 1."""
+    problems = []
+    if recurrent != (c.dataset in TEXT_DATASETS):
+        problems.append(f"{what} reads a text corpus (--dataset {', '.join(TEXT_DATASETS)})" if recurrent else
+                        f"--dataset {c.dataset} is a text corpus: it needs a language model (search: --space "
+                        f"darts-rnn; train: a recurrent genotype, --network rnn)")
+    if recurrent:
+        drops = {n: getattr(c, n) for n in ("dropout", "dropout_h", "dropout_x", "dropout_i", "dropout_e")}
+        bad = [f"--{_flag(n)}" for n, v in drops.items() if not 0.0 <= v < 1.0]
+        if bad:
+            problems.append(f"{', '.join(bad)} must be in [0, 1)")
+        if min(c.ar, c.tar, c.max_seq_len_delta) < 0:
+            problems.append("--ar, --tar and --max-seq-len-delta cannot be negative")
+    return problems
 
 
 def speed_label(r: dict) -> str:
@@ -275,6 +349,12 @@ def speed_label(r: dict) -> str:
 
 _NB201 = dict(dataset="cifar10", space="nb201", channels=16, cells_per_stage=5, epochs=50, batch_size=64, lr=0.025,
               lr_min=0.001, weight_decay=5e-4, arch_lr=3e-4, arch_weight_decay=1e-3)
+
+_PTB = dict(dataset="ptb", space="darts-rnn", nodes=8, units=300, epochs=50, batch_size=256, bptt=35,
+            max_seq_len_delta=20, lr=20.0, lr_schedule="constant", momentum=0.0, weight_decay=5e-7, grad_clip=0.25,
+            virtual_step_clip=0.25, arch_lr=3e-3, arch_beta1=0.9, arch_beta2=0.999, arch_weight_decay=1e-3,
+            dropout=0.75, dropout_h=0.25, dropout_x=0.75, dropout_i=0.2, dropout_e=0.0, tar=1e-3, hessian_every=0,
+            seed=3, log_every=10)
 
 PRESETS: dict[str, dict] = {
     # DARTS paper, CIFAR-10, first order (section 3.1.1 / darts-facts section 2).
@@ -300,6 +380,10 @@ PRESETS: dict[str, dict] = {
     "sigmoid-admm-nb201": dict(_NB201, relaxation="sigmoid", discretization="admm", discretization_weight=0.1),
     # sharpDARTS' schedule and regularization on the DARTS CNN space: Cosine Power Annealing (p = 10) and Max-W.
     "sharpdarts-cifar10": dict(dataset="cifar10", lr_schedule="cosine-power", lr_power=10.0, max_w=True),
+    # DARTS recurrent search on Penn Treebank (section 3.1.2 / darts-facts section 4): 8 nodes, 300 units, batch
+    # 256, BPTT 35, SGD lr 20 without momentum, wd 5e-7, clip 0.25 (also inside the virtual step), alphas Adam 3e-3.
+    "darts-ptb": dict(_PTB, order=1),
+    "darts-ptb-2nd": dict(_PTB, order=2),
     # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
     "demo": dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=4, order=1, out="runs/demo",
                  log_every=4),
@@ -317,9 +401,16 @@ PRESET_NOTES = {
     "idarts-nb201": "iDARTS in the NAS-Bench-201 space: implicit hypergradient, 2 Neumann terms",
     "sigmoid-admm-nb201": "sigmoid op weights with an ADMM discretization penalty in the NAS-Bench-201 space",
     "sharpdarts-cifar10": "DARTS CNN space with Cosine Power Annealing (p=10) and Max-W",
+    "darts-ptb": "DARTS recurrent cell search on Penn Treebank, first order: 300 units, batch 256, BPTT 35, lr 20",
+    "darts-ptb-2nd": "the same, second order (the paper's cell), the virtual step clipped at 0.25",
     "demo": "short CPU demo on the bundled 1,000-image CIFAR-10 sample (not the paper's search)",
 }
 
+
+_LM_EVAL = dict(network="rnn", genotype="DARTS_V2", epochs=8000, batch_size=64, bptt=35, max_seq_len_delta=20,
+                lr=20.0, lr_schedule="constant", momentum=0.0, grad_clip=0.25, dropout=0.75, dropout_x=0.75,
+                dropout_i=0.2, dropout_e=0.1, tar=1e-3, nonmono=5, eval_batch_size=10, test_batch_size=1, seed=1267,
+                log_every=50)
 
 TRAIN_PRESETS: dict[str, dict] = {
     # DARTS paper section 3.3 / darts-facts section 3: the TrainConfig defaults are this recipe.
@@ -330,6 +421,10 @@ TRAIN_PRESETS: dict[str, dict] = {
                                 epochs=250, batch_size=128, lr=0.1, lr_schedule="exponential", lr_decay=0.97,
                                 weight_decay=3e-5, label_smoothing=0.1, drop_path_prob=0.0, cutout=0,
                                 crop_padding=0, color_jitter=0.4, hue=0.2),
+    # DARTS recurrent evaluation (darts-facts section 4): SGD lr 20 until the validation loss stalls (non-monotone,
+    # 5 epochs), then averaged SGD; the paper trains PTB for 1600+ epochs (test perplexity 56.1 with DARTS_V2).
+    "darts-ptb-eval": dict(_LM_EVAL, dataset="ptb", units=850, dropout_h=0.25, weight_decay=8e-7),
+    "darts-wt2-eval": dict(_LM_EVAL, dataset="wikitext-2", units=700, dropout_h=0.15, weight_decay=5e-7),
     # A few CPU minutes on the bundled sample (800 train / 200 test images): NOT the paper's training.
     "eval-demo": dict(dataset="sample", channels=16, layers=8, epochs=3, batch_size=32, out="runs/eval-demo",
                       log_every=5),
@@ -340,6 +435,9 @@ TRAIN_PRESET_NOTES = {
     "darts-cifar100-eval": "the same recipe on CIFAR-100",
     "darts-imagenet-eval": "DARTS ImageNet mobile setting: 14 cells, C=48, 250 epochs, batch 128, lr 0.1 x0.97 per "
                            "epoch, label smoothing 0.1",
+    "darts-ptb-eval": "DARTS recurrent language model on PTB: 850 units (23M parameters), SGD lr 20 then averaged "
+                      "SGD, batch 64",
+    "darts-wt2-eval": "the same on WikiText-2: 700 units (33M parameters), hidden dropout 0.15, wd 5e-7",
     "eval-demo": "short CPU demo on the bundled CIFAR-10 sample (not the paper's training)",
 }
 

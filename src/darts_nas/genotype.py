@@ -187,6 +187,9 @@ class Genotype:
 
 def _check_field_names(where: str, keys) -> None:
     keys = list(keys)
+    if "recurrent" in keys:
+        raise DartsNasError(f"{where}: this is a recurrent cell (Genotype(recurrent=..., concat=...)); it builds a "
+                            "language model: darts-nas train --preset darts-ptb-eval --genotype ...")
     bad = [k for k in keys if k not in _FIELDS]
     if bad:
         raise DartsNasError(f"{where}: unknown field(s) {', '.join(repr(k) for k in bad)} "
@@ -503,6 +506,9 @@ def _load_file(path: Path) -> Genotype:
                 data = json.loads(content)
             except json.JSONDecodeError as e:
                 raise DartsNasError(f"not valid JSON: {e}") from None
+            if isinstance(data, dict) and data.get("space") == "darts-rnn":
+                raise DartsNasError("holds a recurrent cell, not a CNN genotype; it builds a language model: "
+                                    "darts-nas train --preset darts-ptb-eval --genotype ...")
             if isinstance(data, dict) and data.get("space") == "nb201":
                 raise DartsNasError("holds a NAS-Bench-201 cell, not a DARTS CNN genotype; its accuracy is in the "
                                     "benchmark table: `darts-nas nb201 lookup RUN_DIR --table FILE`")

@@ -134,6 +134,18 @@ def restore_states(state: dict, targets: dict, what: str) -> None:
         raise DartsNasError(f"checkpoint does not match this {what}: {str(e).splitlines()[0]}") from None
 
 
+def save_training_files(run_dir: Path, model_state: dict, state: dict, history: list[dict], improved: bool) -> None:
+    """The files of a training epoch: last.pt (the network), best.pt too when it improved, checkpoint.pt
+    (everything to resume), metrics.jsonl; each written atomically."""
+    from .checkpoint import save_checkpoint
+
+    save_checkpoint(Path(run_dir) / "last.pt", model_state)
+    if improved:
+        save_checkpoint(Path(run_dir) / "best.pt", model_state)
+    save_checkpoint(Path(run_dir) / CHECKPOINT, state)
+    write_metrics(run_dir, history)
+
+
 def write_metrics(run_dir: Path, history: list[dict]) -> None:
     """metrics.jsonl: one JSON line per finished epoch, rewritten atomically with the checkpoint."""
     atomic_write_text(Path(run_dir) / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))

@@ -71,7 +71,7 @@ def build_optimizers(model, config: SearchConfig):
     w_opt = make_sgd(model.weight_parameters(), config.lr, config.momentum, config.weight_decay, graph_safe)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=config.arch_lr, betas=(config.arch_beta1, config.arch_beta2),
                              weight_decay=config.arch_weight_decay, fused=graph_safe or None,
-                             capturable=graph_safe and model.alphas["normal"].device.type == "cuda")
+                             capturable=graph_safe and model.arch_parameters()[0].device.type == "cuda")
     return w_opt, a_opt
 
 
@@ -80,8 +80,9 @@ def search_step_fn(model, strategy, w_opt, a_opt, config: SearchConfig, update_a
     the weight optimizer's current learning rate (set_lr), eager or, with --cuda-graphs, replayed from a graph.
     A strategy without a validation batch (single-level) gets step(x_train, y_train): no batch is drawn for it."""
     def step(x_train, y_train, *val):
-        return strategy.step(model, (x_train, y_train), tuple(val) or None, w_opt, a_opt,
-                             w_opt.param_groups[0]["lr"], config.grad_clip, update_alphas)
+        loss, logits, _ = strategy.step(model, (x_train, y_train), tuple(val) or None, w_opt, a_opt,
+                                        w_opt.param_groups[0]["lr"], config.grad_clip, update_alphas)
+        return loss, logits
 
     return CapturedStep(step) if config.cuda_graphs else step
 
@@ -96,7 +97,8 @@ class SearchResult:
 
 
 class SearchRun:
-    """One search, from a fresh config or from a run directory's checkpoint."""
+    """One search, from a fresh config or from a run directory's checkpoint. The image spaces' run; the recurrent
+    space's (:class:`darts_nas.run.lm.LMSearchRun`) replaces the data, the epoch and the metrics hooks."""
 
     def __init__(self, config: SearchConfig, run_dir, echo=print):
         self.config = config.validate()
@@ -105,7 +107,27 @@ class SearchRun:
         self.device = resolve_device(config.device)
         if config.cuda_graphs:
             require_cuda_graphs(self.device)
+        self.setup_data()
+        torch.manual_seed(config.seed)
+        self.model = self.build_model().to(self.device)
+        self.w_opt, self.a_opt = build_optimizers(self.model, config)
+        self.regularizer = ArchRegularizer(config.resource_weight, config.discretization,
+                                           config.discretization_weight)
+        self.strategy = build_strategy(config.strategy, order=config.order, hvp=config.hvp, r=config.fd_r,
+                                       neumann_terms=config.neumann_terms, regularizer=self.regularizer,
+                                       virtual_clip=config.virtual_step_clip)
+        self.table = None
+        if config.nb201_table:
+            from ..nb201_table import NB201Table
+            self.table = NB201Table.load(config.nb201_table)
+        self._step, self._step_updates_alphas = None, None
+        self.epoch = 0
+        self.stopped = ""
+        self.history: list[dict] = []
 
+    # -- hooks of the image spaces ---------------------------------------------------------------------------
+    def setup_data(self) -> None:
+        config, echo = self.config, self.echo
         dataset = load_dataset(config.dataset, config.data, train=True, download=config.download,
                                image_size=config.image_size, synthetic_size=config.synthetic_size, seed=config.seed)
         for note in dataset.notes:
@@ -127,21 +149,25 @@ class SearchRun:
             raise DartsNasError(f"{len(dataset)} images split {len(train_idx)}/{len(val_idx)} give no full batch of "
                                 f"{config.batch_size}; lower --batch-size or use more data")
 
-        torch.manual_seed(config.seed)
-        self.model = build_search_model(config, len(dataset.classes), dataset.images.shape[1]).to(self.device)
-        self.w_opt, self.a_opt = build_optimizers(self.model, config)
-        self.regularizer = ArchRegularizer(config.resource_weight, config.discretization,
-                                           config.discretization_weight)
-        self.strategy = build_strategy(config.strategy, order=config.order, hvp=config.hvp, r=config.fd_r,
-                                       neumann_terms=config.neumann_terms, regularizer=self.regularizer)
-        self.table = None
-        if config.nb201_table:
-            from ..nb201_table import NB201Table
-            self.table = NB201Table.load(config.nb201_table)
-        self._step, self._step_updates_alphas = None, None
-        self.epoch = 0
-        self.stopped = ""
-        self.history: list[dict] = []
+    def build_model(self):
+        return build_search_model(self.config, len(self.dataset.classes), self.dataset.images.shape[1])
+
+    def data_text(self) -> str:
+        return (f"{self.config.dataset} ({len(self.dataset)} images, {len(self.train_loader)} for weights / "
+                f"{len(self.val_loader)} for alphas)")
+
+    @staticmethod
+    def metrics_text(r: dict) -> str:
+        return (f"train loss {r['train_loss']:.4f} acc {100 * r['train_acc']:5.2f}%  val loss {r['val_loss']:.4f} "
+                f"acc {100 * r['val_acc']:5.2f}%")
+
+    def validate(self) -> dict:
+        val_loss, val_acc = self.evaluate(self.val_loader)
+        return {"val_loss": val_loss, "val_acc": val_acc}
+
+    def signal_batches(self, count: int) -> list:
+        """Validation batches of the Hessian estimate."""
+        return [b for _, b in zip(range(count), self.val_loader.eval_batches())]
 
     # -- persistence -----------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -186,6 +212,8 @@ class SearchRun:
 
     def lr(self, epoch: int) -> float:
         c = self.config
+        if c.lr_schedule == "constant":
+            return c.lr
         if c.lr_schedule == "cosine-power":
             return cosine_power_lr(epoch, c.epochs, c.lr, c.lr_min, c.lr_power)
         return cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
@@ -195,7 +223,7 @@ class SearchRun:
         c = self.config
         return c.tau_max - (c.tau_max - c.tau_min) * epoch / max(c.epochs - 1, 1)
 
-    def train_epoch(self, epoch: int, lr: float) -> tuple[float, float]:
+    def train_epoch(self, epoch: int, lr: float) -> dict:
         c = self.config
         set_lr(self.w_opt, lr)
         self.model.set_temperature(self.temperature(epoch))
@@ -209,8 +237,9 @@ class SearchRun:
                        zip(train_batches, self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device))))
         else:
             batches = ((train_batch, train_batch[1]) for train_batch in train_batches)
-        return run_epoch_steps(step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
-                               c.log_every, c.progress, lambda loss, step: self._check_finite(loss, epoch, step))
+        loss, acc = run_epoch_steps(step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
+                                    c.log_every, c.progress, lambda loss, step: self._check_finite(loss, epoch, step))
+        return {"train_loss": loss, "train_acc": acc}
 
     def _check_finite(self, value: float, epoch: int, step: int) -> None:
         check_finite(value, "training loss", epoch, step, self._last_checkpoint(),
@@ -233,9 +262,10 @@ class SearchRun:
         eigenvalue of the validation loss in the alphas (every --hessian-every epochs), and with --nb201-table the
         benchmark accuracy of the cell."""
         c = self.config
-        out = {"param_free_ops": self.model.parameter_free_ops(genotype)}
+        free = self.model.parameter_free_ops(genotype)
+        out = {} if free is None else {"param_free_ops": free}
         if c.hessian_every and (epoch + 1) % c.hessian_every == 0:
-            batches = [b for _, b in zip(range(c.hessian_batches), self.val_loader.eval_batches())]
+            batches = self.signal_batches(c.hessian_batches)
             g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 3))
             out["hessian_eigenvalue"] = alpha_hessian_eigenvalue(self.model, batches, c.hessian_iters, generator=g)
         if self.table is not None:
@@ -247,7 +277,7 @@ class SearchRun:
         eig = signals.get("hessian_eigenvalue")
         if c.stop_eigenvalue and eig is not None and eig > c.stop_eigenvalue:
             return f"dominant Hessian eigenvalue {eig:.4g} > --stop-eigenvalue {c.stop_eigenvalue:g}"
-        if c.stop_param_free and signals["param_free_ops"] >= c.stop_param_free:
+        if c.stop_param_free and signals.get("param_free_ops", 0) >= c.stop_param_free:
             return (f"{signals['param_free_ops']} parameter-free ops in the derived cell >= --stop-param-free "
                     f"{c.stop_param_free}")
         return ""
@@ -263,9 +293,9 @@ class SearchRun:
             how = f"bilevel order {c.order}" + (f" ({c.hvp})" if c.order == 2 else "")
         elif c.strategy == "implicit":
             how = f"implicit, {c.neumann_terms} Neumann terms ({c.hvp})"
-        self.echo(f"search: {c.space} space, {how}, {c.relaxation}{' + Max-W' if c.max_w else ''}; {c.dataset} "
-                  f"({len(self.dataset)} images, {len(self.train_loader)} for weights / {len(self.val_loader)} for "
-                  f"alphas), {self.device} ({speed_label(c.to_dict())}), {self.steps} steps/epoch, "
+        speed = f" ({speed_label(c.to_dict())})" if c.space != "darts-rnn" else ""
+        self.echo(f"search: {c.space} space, {how}, {c.relaxation}{' + Max-W' if c.max_w else ''}; "
+                  f"{self.data_text()}, {self.device}{speed}, {self.steps} steps/epoch, "
                   f"{n_w / 1e6:.2f}M weights, {n_a} alphas -> {self.run_dir}")
         if self.stopped:
             self.echo(f"this search stopped early after epoch {self.epoch}: {self.stopped}")
@@ -276,9 +306,9 @@ class SearchRun:
             epoch = self.epoch
             lr = self.lr(epoch)
             t0 = time.perf_counter()
-            train_loss, train_acc = self.train_epoch(epoch, lr)
-            self._check_finite(train_loss, epoch, self.steps)
-            val_loss, val_acc = self.evaluate(self.val_loader)
+            metrics = self.train_epoch(epoch, lr)
+            self._check_finite(metrics["train_loss"], epoch, self.steps)
+            metrics.update(self.validate())
             if not all(torch.isfinite(a).all() for a in self.model.arch_parameters()):
                 raise NonFiniteLoss(f"the alphas became NaN or infinite in epoch {epoch + 1}; the search stopped and "
                                     f"{self._last_checkpoint()}. Lower --arch-lr.")
@@ -287,8 +317,7 @@ class SearchRun:
             signals = self.collapse_signals(epoch, genotype)
             self.stopped = self.stop_reason(signals)
             record = {
-                "epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                "val_loss": val_loss, "val_acc": val_acc, "seconds": round(time.perf_counter() - t0, 3),
+                "epoch": epoch + 1, "lr": lr, **metrics, "seconds": round(time.perf_counter() - t0, 3),
                 "genotype": genotype.to_text(), **signals, **self.alpha_lists(),
                 **({"nb201": signals["nb201"].to_dict()} if "nb201" in signals else {}),
             }
@@ -300,13 +329,13 @@ class SearchRun:
             self.epoch = epoch + 1
             self.save()
             done_now += 1
-            self.echo(f"epoch {epoch + 1:3d}/{c.epochs}  lr {lr:.5f}  train loss {train_loss:.4f} acc "
-                      f"{100 * train_acc:5.2f}%  val loss {val_loss:.4f} acc {100 * val_acc:5.2f}%  "
+            self.echo(f"epoch {epoch + 1:3d}/{c.epochs}  lr {lr:.5f}  {self.metrics_text(record)}  "
                       f"{format_duration(record['seconds'])}")
             self.echo(f"  genotype: {genotype.to_text()}")
-            eig = signals.get("hessian_eigenvalue")
-            self.echo(f"  collapse signals: {signals['param_free_ops']} parameter-free ops"
-                      + (f", Hessian eigenvalue {eig:.4g}" if eig is not None else ""))
+            shown = ([f"{signals['param_free_ops']} parameter-free ops"] if "param_free_ops" in signals else []) + \
+                ([f"Hessian eigenvalue {signals['hessian_eigenvalue']:.4g}"] if "hessian_eigenvalue" in signals else [])
+            if shown:
+                self.echo(f"  collapse signals: {', '.join(shown)}")
             if "nb201" in signals:
                 self.echo(f"  NAS-Bench-201: {signals['nb201'].to_text()}")
             for cell, w in self.model.probabilities().items():
@@ -325,9 +354,16 @@ class SearchRun:
         save_genotype(genotype, self.run_dir)
 
 
+def search_run_class(config: SearchConfig):
+    if config.space == "darts-rnn":
+        from .lm import LMSearchRun
+        return LMSearchRun
+    return SearchRun
+
+
 def start_search(config: SearchConfig, run_dir, echo=print) -> SearchRun:
     refuse_existing_run(run_dir, "search")
-    return SearchRun(config, run_dir, echo)
+    return search_run_class(config)(config, run_dir, echo)
 
 
 def resume_search(run_dir, echo=print, **changes) -> SearchRun:
@@ -337,6 +373,6 @@ def resume_search(run_dir, echo=print, **changes) -> SearchRun:
     check_resume(run_dir, changes)
     state = load_checkpoint(run_dir, kind=CHECKPOINT_KIND)
     config = SearchConfig.from_dict({**state["config"], **changes})
-    run = SearchRun(config, run_dir, echo)
+    run = search_run_class(config)(config, run_dir, echo)
     run.load_state(state)
     return run

@@ -32,10 +32,10 @@ from ..genotype import Genotype, load_genotype, save_genotype
 from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
 from ..nets.profile import profile_network
 from ..precision import autocast, full_precision
-from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint
 from .common import (check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
                      last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
-                     restore_states, run_epoch_steps, set_lr, write_metrics)
+                     restore_states, run_epoch_steps, save_training_files, set_lr)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import Progress, format_duration
 
@@ -296,12 +296,7 @@ class TrainRun:
         self.best = state.get("best")
 
     def save(self, record: dict, improved: bool) -> None:
-        model_state = self.model_file_state(record)
-        save_checkpoint(self.run_dir / LAST, model_state)
-        if improved:
-            save_checkpoint(self.run_dir / BEST, model_state)
-        save_checkpoint(self.run_dir / CHECKPOINT, self.state())
-        write_metrics(self.run_dir, self.history)
+        save_training_files(self.run_dir, self.model_file_state(record), self.state(), self.history, improved)
 
     # -- the loop --------------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> tuple[float, float]:

@@ -95,6 +95,12 @@ class SearchModel(nn.Module):
             logits = self(x) if weights is None else functional_call(self, weights, (x,), strict=False)
         return F.cross_entropy(full_precision(logits), y), logits
 
+    def training_loss(self, batch):
+        """(loss, objective, output) of the weights' step: the objective adds what regularizes the weights only
+        (the recurrent space's activation penalties); here it is the loss itself."""
+        loss, out = self.loss(batch)
+        return loss, loss, out
+
     def op_costs(self) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         """Per alpha matrix, ``[edges, ops]``: the parameter count (millions) of each candidate op on each edge,
         the resource of SNAS' penalty."""

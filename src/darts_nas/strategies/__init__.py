@@ -23,9 +23,9 @@ STRATEGIES = ("bilevel", "single-level", "implicit")
 
 
 def build_strategy(name: str, *, order: int = 1, hvp: str = "finite-difference", r: float = 0.01,
-                   neumann_terms: int = 2, regularizer=None):
+                   neumann_terms: int = 2, regularizer=None, virtual_clip: float = 0.0):
     if name == "bilevel":
-        return Bilevel(order=order, hvp=hvp, r=r, regularizer=regularizer)
+        return Bilevel(order=order, hvp=hvp, r=r, regularizer=regularizer, virtual_clip=virtual_clip)
     if name == "single-level":
         return SingleLevel(regularizer=regularizer)
     if name == "implicit":

@@ -7,10 +7,15 @@
                      finite difference (eq. 8): r = r0 / ||v||, (dL_train(w + r v)/dalpha - dL_train(w - r v)/dalpha) / 2r
                      exact: d/dalpha <dL_train(w, alpha)/dw, v>  (double backward)
 
-The virtual step is the step the weight optimizer (SGD with momentum and L2 weight decay) would take, without
-gradient clipping; the momentum term enters only once the optimizer has a buffer. Everything here works on any
-search model that follows the interface in :mod:`darts_nas.spaces` (the CNN space today, the recurrent one next),
-and nothing synchronizes with the host: the norm and the learning rate stay tensors.
+The virtual step is the step the weight optimizer (SGD with momentum and L2 weight decay) would take; the momentum
+term enters only once the optimizer has a buffer. The CNN search takes it without gradient clipping (the paper's
+equation). The recurrent search clips inside it, as its weight step does (``virtual_clip``): the training gradient
+is scaled by k = min(1, clip / ||g||), and since w' then moves along k g, the Hessian term is scaled by the same k
+(held constant), which is the exact derivative of L_val(w - eta (k g(w, alpha) + weight_decay w), alpha).
+
+Everything here works on any search model that follows the interface in :mod:`darts_nas.spaces` (the CNN spaces,
+and the recurrent one, whose batches carry their hidden state and whose ``loss`` returns the next one), and
+nothing synchronizes with the host: norms and the learning rate stay tensors.
 """
 
 from __future__ import annotations
@@ -88,48 +93,62 @@ def hessian_vector_product(model, batch, v: Sequence[torch.Tensor], method: str 
     return [(gp - gm) / (2 * eps) for gp, gm in zip(*grads)]
 
 
+def clip_factor(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """k = min(1, max_norm / (||g|| + 1e-6)): the scale torch.nn.utils.clip_grad_norm_ applies, as a tensor."""
+    return torch.clamp(max_norm / (_global_norm(grads) + 1e-6), max=1.0)
+
+
 def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=0.0, momentum: float = 0.0,
                           weight_decay: float = 0.0, momentum_buffers=None, hvp: str = "finite-difference",
-                          r: float = 0.01):
+                          r: float = 0.01, virtual_clip: float | None = None, with_output: bool = False):
     """The gradient of the validation loss with respect to each alpha tensor, by DARTS eq. 5-8 (see module doc).
 
     `eta` is the weight learning rate of the current step (a float or a 0-dim tensor), `momentum`,
-    `weight_decay` and `momentum_buffers` those of the weight optimizer (see :func:`sgd_state`).
+    `weight_decay` and `momentum_buffers` those of the weight optimizer (see :func:`sgd_state`); `virtual_clip`
+    clips the gradient of the virtual step. ``with_output=True`` returns (gradients, the model output of the
+    validation loss, detached): the recurrent search carries its hidden state on from it.
     """
     check_settings(order, hvp)
     alphas = model.arch_parameters()
     if order == 1:
-        loss, _ = model.loss(val_batch)
-        return list(torch.autograd.grad(loss, alphas))
+        loss, out = model.loss(val_batch)
+        grads = list(torch.autograd.grad(loss, alphas))
+        return (grads, out.detach()) if with_output else grads
 
     names, weights = zip(*model.named_weight_parameters().items())
     # Virtual step on the training loss; keep its graph when the exact product will differentiate it again.
     train_loss, _ = model.loss(train_batch)
     train_grads = torch.autograd.grad(train_loss, weights, create_graph=(hvp == "exact"))
-    unrolled = virtual_step([w.detach() for w in weights], [g.detach() for g in train_grads], eta, momentum,
-                            weight_decay, momentum_buffers)
+    step_grads = [g.detach() for g in train_grads]
+    k = clip_factor(step_grads, virtual_clip) if virtual_clip else None
+    if k is not None:
+        step_grads = [g * k for g in step_grads]
+    unrolled = virtual_step([w.detach() for w in weights], step_grads, eta, momentum, weight_decay, momentum_buffers)
     unrolled = {n: w.requires_grad_() for n, w in zip(names, unrolled)}
 
     # Validation loss at w'; its gradient splits into the direct alpha term and v = dL_val/dw'.
-    val_loss, _ = model.loss(val_batch, unrolled)
+    val_loss, out = model.loss(val_batch, unrolled)
     grads = torch.autograd.grad(val_loss, list(alphas) + list(unrolled.values()))
     direct, v = grads[: len(alphas)], grads[len(alphas):]
 
     hv = hessian_vector_product(model, train_batch, v, hvp, r, train_grads if hvp == "exact" else None)
-    return [d - eta * h for d, h in zip(direct, hv)]
+    scale = eta if k is None else eta * k
+    grads = [d - scale * h for d, h in zip(direct, hv)]
+    return (grads, out.detach()) if with_output else grads
 
 
 def weight_step(model, train_batch, w_optimizer, grad_clip: float | None):
-    """The weights' step of every strategy: the training loss's gradient (clipped), one optimizer step. Weights
-    the forward did not use (ops GDAS did not select) get no gradient and are left alone, as backward() would."""
+    """The weights' step of every strategy: the gradient of the model's training objective (its loss plus any
+    activation regularizer), clipped, one optimizer step. Weights the forward did not use (ops GDAS did not
+    select) get no gradient and are left alone, as backward() would. Returns (loss, output), detached."""
     weights = model.weight_parameters()
-    loss, logits = model.loss(train_batch)
-    for w, g in zip(weights, torch.autograd.grad(loss, weights, allow_unused=True)):
+    loss, objective, out = model.training_loss(train_batch)
+    for w, g in zip(weights, torch.autograd.grad(objective, weights, allow_unused=True)):
         w.grad = g
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
     w_optimizer.step()
-    return loss.detach(), logits.detach()
+    return loss.detach(), out.detach()
 
 
 def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
@@ -147,18 +166,21 @@ def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
 class AlternatingStep:
     """The step of the bilevel strategies (DARTS Algorithm 1): (1) the alphas along the strategy's hypergradient
     of a validation batch, then (2) the weights on the training batch, with the updated alphas. A subclass gives
-    ``alpha_gradient(model, train_batch, val_batch, w_optimizer, lr)`` and a ``regularizer`` field."""
+    ``alpha_gradient(model, train_batch, val_batch, w_optimizer, lr) -> (gradients, validation output)`` and a
+    ``regularizer`` field."""
 
     uses_val_batch = True
 
     def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
              update_alphas: bool = True):
-        """One search step; returns (training loss, training logits), both detached, on the device.
-        ``update_alphas=False`` takes the weight step only (the warm-up epochs of PC-DARTS)."""
+        """One search step; returns (training loss, training output, validation output or None), detached, on
+        the device (outputs: logits, or a recurrent model's next hidden state). ``update_alphas=False`` takes the
+        weight step only (the warm-up epochs of PC-DARTS)."""
+        val_out = None
         if update_alphas:
-            grads = self.alpha_gradient(model, train_batch, val_batch, w_optimizer, lr)
+            grads, val_out = self.alpha_gradient(model, train_batch, val_batch, w_optimizer, lr)
             alpha_step(model, grads, a_optimizer, self.regularizer)
-        return weight_step(model, train_batch, w_optimizer, grad_clip)
+        return (*weight_step(model, train_batch, w_optimizer, grad_clip), val_out)
 
 
 @dataclass
@@ -169,6 +191,7 @@ class Bilevel(AlternatingStep):
     hvp: str = "finite-difference"
     r: float = 0.01
     regularizer: object = None
+    virtual_clip: float = 0.0
 
     name = "bilevel"
 
@@ -179,4 +202,5 @@ class Bilevel(AlternatingStep):
         momentum, weight_decay, buffers = (sgd_state(w_optimizer, model.weight_parameters()) if self.order == 2
                                            else (0.0, 0.0, None))
         return architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
-                                     weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r)
+                                     weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r,
+                                     virtual_clip=self.virtual_clip or None, with_output=True)

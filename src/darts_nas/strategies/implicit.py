@@ -62,11 +62,12 @@ def neumann_inverse_hvp(hvp, v: Sequence[torch.Tensor], eta, terms: int, weight_
 
 
 def implicit_gradient(model, train_batch, val_batch, *, eta, terms: int = 2, weight_decay: float = 0.0,
-                      hvp: str = "exact", r: float = 0.01):
-    """The iDARTS hypergradient of each alpha tensor (see the module doc)."""
+                      hvp: str = "exact", r: float = 0.01, with_output: bool = False):
+    """The iDARTS hypergradient of each alpha tensor (see the module doc); ``with_output=True`` returns it with the
+    model output of the validation loss, detached."""
     check_settings(2, hvp)
     alphas, weights = model.arch_parameters(), model.weight_parameters()
-    val_loss, _ = model.loss(val_batch)
+    val_loss, val_out = model.loss(val_batch)
     grads = torch.autograd.grad(val_loss, [*alphas, *weights], allow_unused=True)
     direct = [torch.zeros_like(a) if g is None else g for a, g in zip(alphas, grads[: len(alphas)])]
     v = [torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads[len(alphas):])]
@@ -78,7 +79,8 @@ def implicit_gradient(model, train_batch, val_batch, *, eta, terms: int = 2, wei
     p = neumann_inverse_hvp(lambda u: weight_hessian_vector_product(model, train_batch, u, hvp, r, train_grads), v,
                             eta, terms, weight_decay)
     cross = hessian_vector_product(model, train_batch, p, hvp, r, train_grads)
-    return [d - c for d, c in zip(direct, cross)]
+    grads = [d - c for d, c in zip(direct, cross)]
+    return (grads, val_out.detach()) if with_output else grads
 
 
 @dataclass
@@ -100,4 +102,4 @@ class Implicit(AlternatingStep):
     def alpha_gradient(self, model, train_batch, val_batch, w_optimizer, lr):
         return implicit_gradient(model, train_batch, val_batch, eta=lr, terms=self.terms,
                                  weight_decay=w_optimizer.param_groups[0].get("weight_decay", 0.0), hvp=self.hvp,
-                                 r=self.r)
+                                 r=self.r, with_output=True)

@@ -25,14 +25,13 @@ class SingleLevel:
 
     def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
              update_alphas: bool = True):
-        """One step on `train_batch` (`val_batch` is ignored); returns (training loss, logits), detached."""
+        """One step on `train_batch` (`val_batch` is ignored); returns (training loss, output, None), detached."""
         if not update_alphas:
-            return weight_step(model, train_batch, w_optimizer, grad_clip)
+            return (*weight_step(model, train_batch, w_optimizer, grad_clip), None)
         weights, alphas = model.weight_parameters(), model.arch_parameters()
-        loss, logits = model.loss(train_batch)
-        objective = loss
+        loss, objective, out = model.training_loss(train_batch)
         if self.regularizer is not None and self.regularizer.active:
-            objective = loss + self.regularizer.penalty(model)
+            objective = objective + self.regularizer.penalty(model)
         grads = torch.autograd.grad(objective, [*weights, *alphas], allow_unused=True)
         for p, g in zip([*weights, *alphas], grads):
             p.grad = g
@@ -40,4 +39,4 @@ class SingleLevel:
             torch.nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
         w_optimizer.step()
         a_optimizer.step()
-        return loss.detach(), logits.detach()
+        return loss.detach(), out.detach(), None
