@@ -335,7 +335,7 @@ def test_lm_training_switches_to_averaged_sgd_and_resumes_exactly(tmp_path, corp
     assert result.history[2].get("switched_to_asgd")
     assert result.final["test_ppl"] == pytest.approx(math.exp(result.final["test_loss"]))
 
-    from darts_nas.cli import _resume_training
+    from darts_nas.run.train import resume_training as _resume_training
     part = start_lm_training(train_config(corpus_dir), tmp_path / "b", echo=quiet)
     part.run(stop_after=3)
     resumed = _resume_training(tmp_path / "b", echo=quiet)

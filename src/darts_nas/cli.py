@@ -79,32 +79,12 @@ def _cmd_search(args) -> int:
     return 0
 
 
-def _start_training(config, run_dir, echo=print):
-    from .run.lm import start_lm_training
-    from .run.train import start_training
-
-    return (start_lm_training if config.network_kind() == "rnn" else start_training)(config, run_dir, echo)
-
-
-def _resume_training(run_dir, echo=print, **changes):
-    """A language model's run or an image network's, by what its checkpoint holds."""
-    from .run.checkpoint import load_checkpoint
-    from .run.common import check_resume
-    from .run.lm import TRAIN_KIND, resume_lm_training
-    from .run.train import resume_training
-
-    check_resume(Path(run_dir), changes)
-    state = load_checkpoint(run_dir)
-    if state["kind"] == TRAIN_KIND:
-        return resume_lm_training(run_dir, state, echo, **changes)
-    return resume_training(run_dir, echo, **changes)
-
-
 def _cmd_train(args) -> int:
     from .config import TRAIN_PRESET_NOTES, TrainConfig, train_preset_config
+    from .run.train import resume_training, start_training
 
-    done, status = _run_epochs(args, "train", TrainConfig, train_preset_config, TRAIN_PRESET_NOTES, _start_training,
-                               _resume_training)
+    done, status = _run_epochs(args, "train", TrainConfig, train_preset_config, TRAIN_PRESET_NOTES, start_training,
+                               resume_training)
     if done is None:
         return status
     _, result = done

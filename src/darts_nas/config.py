@@ -45,7 +45,25 @@ class Settings:
 
 
 @dataclass
-class SearchConfig(Settings):
+class LanguageModelSettings:
+    """The language model's fields, shared by the recurrent search and training (the defaults are the search's;
+    TrainConfig overrides the ones its recipe changes)."""
+
+    units: int = _f(300, "language model: embedding and hidden size (DARTS: 300 in search, 850 on PTB, 700 on "
+                    "WikiText-2)")
+    bptt: int = _f(35, "language model: base BPTT length (each training window's length is drawn around it)")
+    max_seq_len_delta: int = _f(20, "language model: training windows are at most --bptt + this long")
+    dropout: float = _f(0.75, "language model: locked dropout on the cell output")
+    dropout_h: float = _f(0.25, "language model: variational dropout on the hidden states the nodes read")
+    dropout_x: float = _f(0.75, "language model: variational dropout on the cell input x")
+    dropout_i: float = _f(0.2, "language model: locked dropout on the embeddings")
+    dropout_e: float = _f(0.0, "language model: embedding (whole-word) dropout")
+    ar: float = _f(0.0, "language model: activation regularization weight (AR)")
+    tar: float = _f(1e-3, "language model: temporal activation regularization weight (TAR)")
+
+
+@dataclass
+class SearchConfig(Settings, LanguageModelSettings):
     # data
     dataset: str = _f("cifar10", "dataset (ptb, wikitext-2, text: word-level corpora for --space darts-rnn)",
                       ("cifar10", "cifar100", "folder", "synthetic", "sample", "ptb", "wikitext-2", "text"))
@@ -69,17 +87,7 @@ class SearchConfig(Settings):
                                "PC-DARTS uses 4)")
     edge_normalization: bool = _f(False, "PC-DARTS edge normalization: a learned softmax weight over the inputs of "
                                   "each node")
-    # recurrent space (language model)
-    units: int = _f(300, "darts-rnn: embedding and hidden size")
-    bptt: int = _f(35, "darts-rnn: base BPTT length (each window's length is drawn around it)")
-    max_seq_len_delta: int = _f(20, "darts-rnn: windows are at most --bptt + this long")
-    dropout: float = _f(0.75, "darts-rnn: locked dropout on the cell output")
-    dropout_h: float = _f(0.25, "darts-rnn: variational dropout on the hidden states the nodes read")
-    dropout_x: float = _f(0.75, "darts-rnn: variational dropout on the cell input x")
-    dropout_i: float = _f(0.2, "darts-rnn: locked dropout on the embeddings")
-    dropout_e: float = _f(0.0, "darts-rnn: embedding (whole-word) dropout")
-    ar: float = _f(0.0, "darts-rnn: activation regularization weight (AR)")
-    tar: float = _f(1e-3, "darts-rnn: temporal activation regularization weight (TAR)")
+    # recurrent space: the language model's fields are LanguageModelSettings'
     virtual_step_clip: float = _f(0.0, "second order: clip the virtual step's gradient at this norm (0: off; the "
                                   "recurrent search clips at --grad-clip)")
     # weights
@@ -199,7 +207,7 @@ class SearchConfig(Settings):
 
 
 @dataclass
-class TrainConfig(Settings):
+class TrainConfig(Settings, LanguageModelSettings):
     """Training an evaluation network from scratch (darts-facts section 3); defaults are the CIFAR-10 recipe."""
 
     # architecture
@@ -225,21 +233,13 @@ class TrainConfig(Settings):
                     "the first N tokens of a corpus")
     test_limit: int = _f(0, "evaluate on N test images only (0: all), chosen as --limit chooses")
     workers: int = _f(4, "decoding processes for --dataset imagenet")
-    # language model (--network rnn)
-    units: int = _f(850, "rnn: embedding and hidden size (DARTS: 850 on PTB, 700 on WikiText-2)")
-    bptt: int = _f(35, "rnn: base BPTT length (each training window's length is drawn around it)")
-    max_seq_len_delta: int = _f(20, "rnn: training windows are at most --bptt + this long")
-    dropout: float = _f(0.75, "rnn: locked dropout on the cell output")
-    dropout_h: float = _f(0.25, "rnn: variational dropout on the hidden states the nodes read")
-    dropout_x: float = _f(0.75, "rnn: variational dropout on the cell input x")
-    dropout_i: float = _f(0.2, "rnn: locked dropout on the embeddings")
-    dropout_e: float = _f(0.1, "rnn: embedding (whole-word) dropout")
-    ar: float = _f(0.0, "rnn: activation regularization weight (AR)")
-    tar: float = _f(1e-3, "rnn: temporal activation regularization weight (TAR)")
-    nonmono: int = _f(5, "rnn: switch SGD to averaged SGD once the validation loss is worse than the best before the "
+    # language model (--network rnn; the model's fields are LanguageModelSettings', with the evaluation sizes)
+    units: int = _f(850, "language model: embedding and hidden size (DARTS: 850 on PTB, 700 on WikiText-2)")
+    dropout_e: float = _f(0.1, "language model: embedding (whole-word) dropout")
+    nonmono: int = _f(5, "language model: switch SGD to averaged SGD once the validation loss is worse than the best before the "
                       "last N epochs (0: never)")
-    eval_batch_size: int = _f(10, "rnn: batch size of the validation perplexity")
-    test_batch_size: int = _f(1, "rnn: batch size of the test perplexity")
+    eval_batch_size: int = _f(10, "language model: batch size of the validation perplexity")
+    test_batch_size: int = _f(1, "language model: batch size of the test perplexity")
     # optimization
     epochs: int = _f(600, "training epochs")
     batch_size: int = _f(96, "batch size")
@@ -467,7 +467,8 @@ def _flag(name: str) -> str:
 def add_config_arguments(parser: argparse.ArgumentParser, cls=SearchConfig) -> None:
     """One flag per setting; its default is None so that only what the user typed overrides the preset."""
     group = parser.add_argument_group("settings (each overrides the preset)")
-    for f in fields(cls):
+    lm_fields = {f.name for f in fields(LanguageModelSettings)}
+    for f in sorted(fields(cls), key=lambda f: f.name in lm_fields):  # the language model's flags last
         kind = {"int": int, "float": float, "str": str, "bool": bool}[f.type if isinstance(f.type, str) else f.type.__name__]
         flag = f"--{_flag(f.name)}"
         default = f.default

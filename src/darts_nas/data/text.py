@@ -25,7 +25,6 @@ TEXT_LAYOUTS: dict[str, tuple[str, str, str]] = {
     "wikitext-2": ("wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"),
     "text": ("train.txt", "valid.txt", "test.txt"),
 }
-TEXT_DATASETS = tuple(TEXT_LAYOUTS)
 SPLITS = ("train", "valid", "test")
 
 
@@ -95,7 +94,7 @@ class Corpus:
 
 def corpus_files(name: str, root) -> tuple[Path, Path, Path]:
     if name not in TEXT_LAYOUTS:
-        raise DartsNasError(f"unknown text dataset {name!r} (known: {', '.join(TEXT_DATASETS)})")
+        raise DartsNasError(f"unknown text dataset {name!r} (known: {', '.join(TEXT_LAYOUTS)})")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DartsNasError(f"--data {root}: no such directory (a {name} corpus directory holds "

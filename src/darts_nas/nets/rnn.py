@@ -78,6 +78,7 @@ class _Cell(nn.Module):
         # The input half of node 0 for all steps in one matmul: [x, h] W0 = x W0[:ninp] + h W0[ninp:].
         x_part = (x.reshape(T * B, self.ninp) @ self.W0[: self.ninp]).view(T, B, 2 * self.nhid)
         w_h = self.W0[self.ninp:]
+        weights = self.prepare(weights)  # once per sequence, not per step
         outputs, h = [], hidden
         for t in range(T):
             h_in = h if h_mask is None else h * h_mask
@@ -86,6 +87,10 @@ class _Cell(nn.Module):
             h = self.nodes(s0, h_mask, weights)
             outputs.append(h)
         return torch.stack(outputs), h
+
+    def prepare(self, weights):
+        """What the op weights become for :meth:`nodes`, computed once per sequence."""
+        return weights
 
     def nodes(self, s0, h_mask, weights):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -128,20 +133,27 @@ class SearchRecurrentCell(_Cell):
         self._ops = [k for k, p in enumerate(self.primitives) if p != "none"]
         self._acts = [ACTIVATIONS[self.primitives[k]] for k in self._ops]
 
+    def prepare(self, weights):
+        """Per node i: the weights of its inputs' non-``none`` ops ``[i+1, K, 1, 1]`` and their sums ``[i+1, 1, 1]``
+        ("none" contributes nothing)."""
+        ops = weights[:, self._ops]
+        per_node, offset = [], 0
+        for i in range(self.steps):
+            w = ops[offset: offset + i + 1]
+            per_node.append((w[:, :, None, None], w.sum(1)[:, None, None]))
+            offset += i + 1
+        return per_node
+
     def nodes(self, s0, h_mask, weights):
         states = _batch_norm(s0).unsqueeze(0)  # [1, B, H]
-        ops = weights[:, self._ops]  # "none" contributes nothing
-        offset = 0
-        for i in range(self.steps):
+        for i, (w, w_sum) in enumerate(weights):
             masked = states if h_mask is None else states * h_mask
             c, h = (masked @ self.Ws[i]).split(self.nhid, -1)  # [i+1, B, H] each
             c = torch.sigmoid(c)
-            w = ops[offset: offset + i + 1]  # [i+1, K]
             # sum_k w_k (s + c (f_k(h) - s)) = (sum_k w_k)(1 - c) s + c sum_k w_k f_k(h)
-            mixed = sum(w[:, k, None, None] * act(h) for k, act in enumerate(self._acts))
-            s = (w.sum(1)[:, None, None] * (1 - c) * states + c * mixed).sum(0)
+            mixed = sum(w[:, k] * act(h) for k, act in enumerate(self._acts))
+            s = (w_sum * (1 - c) * states + c * mixed).sum(0)
             states = torch.cat([states, _batch_norm(s).unsqueeze(0)])
-            offset += i + 1
         return states[1:].mean(0)
 
 

@@ -11,6 +11,7 @@ from ..errors import DartsNasError
 from ..fileio import atomic_write_bytes
 
 CHECKPOINT = "checkpoint.pt"
+BEST, LAST = "best.pt", "last.pt"  # a training run's network files
 
 
 def save_checkpoint(path, state: dict) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import DartsNasError
 from ..fileio import atomic_write_text
-from .checkpoint import CHECKPOINT
+from .checkpoint import BEST, CHECKPOINT, LAST
 from .log import Progress
 
 # What a resumed run may change: where and how fast it runs and how it shows progress, never what it computes.
@@ -134,14 +134,31 @@ def restore_states(state: dict, targets: dict, what: str) -> None:
         raise DartsNasError(f"checkpoint does not match this {what}: {str(e).splitlines()[0]}") from None
 
 
+def genotype_label(spec: str) -> str:
+    """How a run's first line names its cell: the spec itself when short, else "given" (pasted text)."""
+    return spec if len(spec) <= 60 and "(" not in spec else "given"
+
+
+def write_training_start(run_dir: Path, config, network: dict, genotype) -> None:
+    """The files a training run writes before its first epoch: config.json, network.json and the genotype."""
+    from ..fileio import atomic_write_json
+    from ..genotype import save_genotype
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", config.to_dict())
+    atomic_write_json(run_dir / "network.json", network)
+    save_genotype(genotype, run_dir)
+
+
 def save_training_files(run_dir: Path, model_state: dict, state: dict, history: list[dict], improved: bool) -> None:
     """The files of a training epoch: last.pt (the network), best.pt too when it improved, checkpoint.pt
     (everything to resume), metrics.jsonl; each written atomically."""
     from .checkpoint import save_checkpoint
 
-    save_checkpoint(Path(run_dir) / "last.pt", model_state)
+    save_checkpoint(Path(run_dir) / LAST, model_state)
     if improved:
-        save_checkpoint(Path(run_dir) / "best.pt", model_state)
+        save_checkpoint(Path(run_dir) / BEST, model_state)
     save_checkpoint(Path(run_dir) / CHECKPOINT, state)
     write_metrics(run_dir, history)
 

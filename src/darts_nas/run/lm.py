@@ -25,19 +25,18 @@ from ..config import TrainConfig
 from ..data.text import Corpus, Vocabulary, batchify, bptt_windows, load_corpus, window
 from ..errors import DartsNasError
 from ..fileio import atomic_write_json
-from ..genotype import save_genotype
 from ..nets.rnn import RNNModel, activation_penalty, lm_cross_entropy, parameter_count
 from ..rnn_genotype import RecurrentGenotype, load_recurrent_genotype
 from ..spaces.darts_rnn import DartsRNNSearchModel
-from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
-from .common import (check_finite, check_resume, epoch_seed, last_checkpoint_text, refuse_existing_run,
-                     resolve_device, restore_states, save_training_files, set_lr)
+from .checkpoint import BEST, CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .common import (check_finite, epoch_seed, genotype_label, last_checkpoint_text, refuse_existing_run,
+                     resolve_device, restore_states, save_training_files, set_lr,
+                     write_training_start)
 from .log import Progress, format_duration
 from .search import SearchRun
+from .train import MODEL_KIND
 
 TRAIN_KIND = "darts-nas/train-lm"
-MODEL_KIND = "darts-nas/model"
-BEST, LAST = "best.pt", "last.pt"
 
 
 def perplexity(loss: float) -> float:
@@ -116,17 +115,17 @@ class LMSearchRun(SearchRun):
         return (f"train loss {r['train_loss']:.4f} ppl {r['train_ppl']:8.2f}  val loss {r['val_loss']:.4f} "
                 f"ppl {r['val_ppl']:8.2f}")
 
+    def speed_text(self) -> str:
+        return ""  # the image spaces' speed settings do not apply
+
     def train_epoch(self, epoch: int, lr: float) -> dict:
         c, model = self.config, self.model
-        model.set_temperature(self.temperature(epoch))
-        torch.manual_seed(epoch_seed(c.seed, epoch, 2))  # dropout masks, Gumbel samples
+        update_alphas = self.start_epoch(epoch, lr)
         g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 0))
         windows = bptt_windows(self.train_data.shape[0], c.bptt, c.max_seq_len_delta, g)
-        update_alphas = epoch >= c.arch_warmup_epochs
         use_val = update_alphas and self.strategy.uses_val_batch
         val_rows = self.search_data.shape[0]
         hidden = {"train": model.init_hidden(c.batch_size), "val": model.init_hidden(c.batch_size)}
-        model.train()
 
         def step(start: int, n: int):
             set_lr(self.w_opt, lr * n / c.bptt)
@@ -317,19 +316,15 @@ class LMTrainRun:
 
     def describe(self) -> str:
         c = self.config
-        label = c.genotype if len(c.genotype) <= 60 and "(" not in c.genotype else "given"
-        return (f"train: {label} recurrent cell, language model of {c.units} units: "
+        return (f"train: {genotype_label(c.genotype)} recurrent cell, language model of {c.units} units: "
                 f"{parameter_count(self.model) / 1e6:.2f}M params; {c.dataset}: vocabulary "
                 f"{len(self.corpus.vocab):,}, {self.corpus.train.numel():,} training tokens, batch {c.batch_size}, "
                 f"BPTT {c.bptt}; {self.device} -> {self.run_dir}")
 
     def run(self, stop_after: int | None = None) -> LMTrainResult:
         c = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", c.to_dict())
-        atomic_write_json(self.run_dir / "network.json", {"hparams": self.model.hparams,
-                                                          "params": parameter_count(self.model)})
-        save_genotype(self.genotype, self.run_dir)
+        write_training_start(self.run_dir, c, {"hparams": self.model.hparams, "params": parameter_count(self.model)},
+                             self.genotype)
         self.echo(self.describe())
         done_now = 0
         while self.epoch < c.epochs:
@@ -374,8 +369,8 @@ class LMTrainRun:
 
     def final_results(self) -> dict:
         """Validation and test perplexity of best.pt (the paper reports the model best on validation)."""
-        result = evaluate_lm_checkpoint(self.run_dir / BEST, device=str(self.device), progress=False,
-                                        corpus=self.corpus, splits=("valid", "test"))
+        result = evaluate_lm_checkpoint(self.run_dir / BEST, device=str(self.device), corpus=self.corpus,
+                                        splits=("valid", "test"))
         atomic_write_json(self.run_dir / "results.json", result)
         self.echo(f"best model (epoch {result['epoch']}): valid ppl {result['valid_ppl']:.2f}  test ppl "
                   f"{result['test_ppl']:.2f}")
@@ -388,7 +383,7 @@ def start_lm_training(config: TrainConfig, run_dir, echo=print) -> LMTrainRun:
 
 
 def resume_lm_training(run_dir, state: dict, echo=print, **changes) -> LMTrainRun:
-    check_resume(Path(run_dir), changes)
+    """Continue a language model's run from its loaded checkpoint `state` (resume_training checks and loads it)."""
     config = TrainConfig.from_dict({**state["config"], **changes})
     genotype = RecurrentGenotype.from_dict(state["model_hparams"]["genotype"])
     run = LMTrainRun(config, run_dir, echo, genotype=genotype, vocab=Vocabulary(state["vocab"]))
@@ -416,8 +411,7 @@ def load_lm(path, map_location="cpu") -> tuple[RNNModel, dict]:
     return model, state
 
 
-def evaluate_lm_checkpoint(path, device="auto", data=None, dataset=None, batch_size=None, progress=True,
-                           echo=print, corpus: Corpus | None = None, splits=("valid", "test")) -> dict:
+def evaluate_lm_checkpoint(path, device="auto", data=None, dataset=None, batch_size=None, echo=print, corpus: Corpus | None = None, splits=("valid", "test")) -> dict:
     """Perplexity of a trained language model on the valid and test splits of its corpus (or another directory in
     the same layout, whose words must all be in the model's vocabulary)."""
     model, state = load_lm(path)

@@ -223,14 +223,22 @@ class SearchRun:
         c = self.config
         return c.tau_max - (c.tau_max - c.tau_min) * epoch / max(c.epochs - 1, 1)
 
-    def train_epoch(self, epoch: int, lr: float) -> dict:
-        c = self.config
+    def start_epoch(self, epoch: int, lr: float) -> bool:
+        """What every search epoch starts with: the weights' lr, the Gumbel temperature, the global generator
+        reseeded (Gumbel samples, dropout masks) so a resumed run replays them, training mode. Returns whether the
+        alphas step this epoch (not during --arch-warmup-epochs)."""
         set_lr(self.w_opt, lr)
         self.model.set_temperature(self.temperature(epoch))
-        # The Gumbel samples come from the global generator, seeded per epoch so a resumed run replays them.
-        torch.manual_seed(epoch_seed(c.seed, epoch, 2))
-        step_fn = self.step_fn(update_alphas=epoch >= c.arch_warmup_epochs)
+        torch.manual_seed(epoch_seed(self.config.seed, epoch, 2))
         self.model.train()
+        return epoch >= self.config.arch_warmup_epochs
+
+    def speed_text(self) -> str:
+        return f" ({speed_label(self.config.to_dict())})"
+
+    def train_epoch(self, epoch: int, lr: float) -> dict:
+        c = self.config
+        step_fn = self.step_fn(update_alphas=self.start_epoch(epoch, lr))
         train_batches = self.train_loader.epoch(epoch_generator(c.seed, epoch, 0, self.device))
         if self.strategy.uses_val_batch:
             batches = (((*train_batch, *val_batch), train_batch[1]) for train_batch, val_batch in
@@ -293,9 +301,8 @@ class SearchRun:
             how = f"bilevel order {c.order}" + (f" ({c.hvp})" if c.order == 2 else "")
         elif c.strategy == "implicit":
             how = f"implicit, {c.neumann_terms} Neumann terms ({c.hvp})"
-        speed = f" ({speed_label(c.to_dict())})" if c.space != "darts-rnn" else ""
         self.echo(f"search: {c.space} space, {how}, {c.relaxation}{' + Max-W' if c.max_w else ''}; "
-                  f"{self.data_text()}, {self.device}{speed}, {self.steps} steps/epoch, "
+                  f"{self.data_text()}, {self.device}{self.speed_text()}, {self.steps} steps/epoch, "
                   f"{n_w / 1e6:.2f}M weights, {n_a} alphas -> {self.run_dir}")
         if self.stopped:
             self.echo(f"this search stopped early after epoch {self.epoch}: {self.stopped}")

@@ -27,21 +27,19 @@ from ..data.dataset import subset_indices
 from ..data.folder import list_image_folder
 from ..data.stream import IMAGENET_MEAN, IMAGENET_STD, StreamingLoader
 from ..errors import DartsNasError
-from ..fileio import atomic_write_json
-from ..genotype import Genotype, load_genotype, save_genotype
+from ..genotype import Genotype, load_genotype
 from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
 from ..nets.profile import profile_network
 from ..precision import autocast, full_precision
-from .checkpoint import CHECKPOINT, load_checkpoint, resolve_checkpoint
+from .checkpoint import CHECKPOINT, LAST, load_checkpoint, resolve_checkpoint
 from .common import (check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
-                     last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
-                     restore_states, run_epoch_steps, save_training_files, set_lr)
+                     genotype_label, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
+                     restore_states, run_epoch_steps, save_training_files, set_lr, write_training_start)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import Progress, format_duration
 
 CHECKPOINT_KIND = "darts-nas/train"
 MODEL_KIND = "darts-nas/model"
-BEST, LAST = "best.pt", "last.pt"
 SAMPLE_TEST = 200  # the bundled sample's last 200 images are its test split
 
 
@@ -313,18 +311,15 @@ class TrainRun:
 
     def describe(self) -> str:
         c, p, d = self.config, self.profile, self.data
-        label = c.genotype if len(c.genotype) <= 60 and "(" not in c.genotype else "given"
-        return (f"train: {label} cell, {type(self.model).__name__} C={c.channels} {c.layers} cells: "
+        return (f"train: {genotype_label(c.genotype)} cell, {type(self.model).__name__} C={c.channels} {c.layers} cells: "
                 f"{p.params / 1e6:.2f}M params ({p.params_total / 1e6:.2f}M with the auxiliary head), "
                 f"{p.multiply_adds / 1e6:.0f}M multiply-adds; {d.name}: {len(d.train)} train / {len(d.test)} test "
                 f"images; {self.device} ({speed_label(c.to_dict())}), {self.steps} steps/epoch -> {self.run_dir}")
 
     def run(self, stop_after: int | None = None) -> TrainResult:
         c = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", c.to_dict())
-        atomic_write_json(self.run_dir / "network.json", {"hparams": self.model.hparams, **self.profile.to_dict()})
-        save_genotype(self.genotype, self.run_dir)
+        write_training_start(self.run_dir, c, {"hparams": self.model.hparams, **self.profile.to_dict()},
+                             self.genotype)
         self.echo(self.describe())
         done_now = 0
         while self.epoch < c.epochs:
@@ -368,16 +363,27 @@ class TrainRun:
         return line + f"  {format_duration(r['seconds'])} ({r['images_per_s']:.0f} img/s)"
 
 
-def start_training(config: TrainConfig, run_dir, echo=print) -> TrainRun:
+def start_training(config: TrainConfig, run_dir, echo=print):
+    """A training run of an image network, or of a language model for a recurrent configuration."""
     refuse_existing_run(run_dir, "train")
+    if config.network_kind() == "rnn":
+        from .lm import LMTrainRun
+        return LMTrainRun(config, run_dir, echo)
     return TrainRun(config, run_dir, echo)
 
 
-def resume_training(run_dir, echo=print, **changes) -> TrainRun:
-    """Continue a training run from its last epoch checkpoint, with its recorded settings and genotype."""
+def resume_training(run_dir, echo=print, **changes):
+    """Continue a training run (an image network's or a language model's, by its checkpoint) from its last epoch
+    checkpoint, with its recorded settings and genotype."""
     run_dir = Path(run_dir)
     check_resume(run_dir, changes)
-    state = load_checkpoint(run_dir, kind=CHECKPOINT_KIND)
+    state = load_checkpoint(run_dir)
+    from .lm import TRAIN_KIND, resume_lm_training
+    if state["kind"] == TRAIN_KIND:
+        return resume_lm_training(run_dir, state, echo, **changes)
+    if state["kind"] != CHECKPOINT_KIND:
+        raise DartsNasError(f"{resolve_checkpoint(run_dir)} holds a {state['kind']!r} checkpoint, not a "
+                            f"{CHECKPOINT_KIND!r} one")
     config = TrainConfig.from_dict({**state["config"], **changes})
     genotype = Genotype.from_dict(state["model_hparams"]["genotype"])
     run = TrainRun(config, run_dir, echo, genotype=genotype)

@@ -41,10 +41,6 @@ class DartsRNNSearchModel(SearchModel):
         self.alphas = nn.ParameterDict({"recurrent": nn.Parameter(1e-3 * torch.randn(edges, len(RNN_PRIMITIVES)))})
         self.init_search(relaxation, max_w)
 
-    # The layout and execution settings of the image spaces do not apply to a language model.
-    def use_channels_last(self, enabled: bool = True):
-        return self
-
     def init_hidden(self, batch_size: int, device=None) -> torch.Tensor:
         return self.net.init_hidden(batch_size, device)
 
