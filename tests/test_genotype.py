@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from darts_nas.errors import DartsNasError
-from darts_nas.genotype import (
+from darts_nas.genotypes import (
     CNN_OPS, PRIMITIVES, PUBLISHED, Genotype, derive_cell, derive_genotype, get_genotype, literal_fields,
     load_genotype, parse_genotype, save_genotype,
 )

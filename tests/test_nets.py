@@ -9,12 +9,12 @@ from torch import nn
 
 from darts_nas import create_model
 from darts_nas.errors import DartsNasError
-from darts_nas.genotype import PUBLISHED, Genotype, get_genotype
+from darts_nas.genotypes import PUBLISHED, Genotype, get_genotype
 from darts_nas.nets import (EvalCell, NetworkCIFAR, NetworkImageNet, build_network, drop_path, list_models,
                             network_from_hparams)
 from darts_nas.nets.profile import count_multiply_adds, count_parameters, profile_network
 
-# darts-facts section 3, written out from the text, not from the code: (C_prev_prev, C_prev, C) of the 20 cells.
+# DARTS (arXiv:1806.09055) section 3.3, written out from the text, not from the code: (C_prev_prev, C_prev, C) of the 20 cells.
 PAPER_TRACE = ([(108, 108, 36), (108, 144, 36)] + [(144, 144, 36)] * 4 + [(144, 144, 72), (144, 288, 72)]
                + [(288, 288, 72)] * 5 + [(288, 288, 144), (288, 576, 144)] + [(576, 576, 144)] * 5)
 

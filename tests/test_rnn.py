@@ -17,12 +17,14 @@ from darts_nas.config import preset_config, train_preset_config
 from darts_nas.data.text import (Vocabulary, batchify, bptt_windows, load_corpus, sequence_length, window,
                                  write_tiny_corpus)
 from darts_nas.errors import DartsNasError
-from darts_nas.nets.rnn import RNNModel, SearchRecurrentCell, locked_dropout, parameter_count
-from darts_nas.rnn_genotype import (DARTS_V1, DARTS_V2, ENAS, RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent,
+from darts_nas.nets.rnn import RNNModel, locked_dropout, parameter_count
+from darts_nas.spaces.rnn_cell import SearchRecurrentCell
+from darts_nas.genotypes.rnn import (DARTS_V1, DARTS_V2, ENAS, RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent,
                                     load_recurrent_genotype)
 from darts_nas.run.common import NonFiniteLoss
-from darts_nas.run.lm import LMTrainRun, averaged_weights, start_lm_training, stream_loss
-from darts_nas.run.search import resume_search, start_search
+from darts_nas.run import resume_search, start_search
+from darts_nas.run import start_training as start_lm_training
+from darts_nas.run.lm import LMTrainRun, averaged_weights, stream_loss
 from darts_nas.spaces.darts_rnn import DartsRNNSearchModel
 from darts_nas.strategies import architecture_gradient
 
@@ -106,7 +108,7 @@ def test_sequence_length_follows_the_paper_rule():
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# cells against the equations (darts-facts section 4), float64, no dropout
+# cells against the equations (arXiv:1806.09055, section 2.1), float64, no dropout
 # ----------------------------------------------------------------------------------------------------------------
 def _node0(cell, x, h):
     c0, h0 = (torch.cat([x, h], -1) @ cell.W0).split(cell.nhid, -1)
@@ -335,7 +337,7 @@ def test_lm_training_switches_to_averaged_sgd_and_resumes_exactly(tmp_path, corp
     assert result.history[2].get("switched_to_asgd")
     assert result.final["test_ppl"] == pytest.approx(math.exp(result.final["test_loss"]))
 
-    from darts_nas.run.train import resume_training as _resume_training
+    from darts_nas.run import resume_training as _resume_training
     part = start_lm_training(train_config(corpus_dir), tmp_path / "b", echo=quiet)
     part.run(stop_after=3)
     resumed = _resume_training(tmp_path / "b", echo=quiet)

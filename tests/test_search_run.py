@@ -11,8 +11,9 @@ import torch
 
 from darts_nas.cli import main
 from darts_nas.config import SearchConfig, preset_config
-from darts_nas.genotype import Genotype, derive_genotype, load_genotype
-from darts_nas.run.search import NonFiniteLoss, SearchRun, cosine_lr, resume_search, start_search
+from darts_nas.genotypes import Genotype, derive_genotype, load_genotype
+from darts_nas.run import resume_search, start_search
+from darts_nas.run.search import NonFiniteLoss, SearchRun, cosine_lr
 
 TINY = dict(dataset="synthetic", synthetic_size=96, channels=4, layers=3, nodes=2, batch_size=16, epochs=3,
             progress=False, device="cpu", log_every=2)

@@ -1,11 +1,11 @@
-"""The DARTS CNN search space: shapes, sizes and the op definitions of darts-facts section 1."""
+"""The DARTS CNN search space: shapes, sizes and the op definitions of DARTS (arXiv:1806.09055) section 2.1."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from darts_nas.errors import DartsNasError
-from darts_nas.genotype import PRIMITIVES
+from darts_nas.genotypes import PRIMITIVES
 from darts_nas.ops import FactorizedReduce, Zero, make_op
 from darts_nas.spaces import DartsCNNSearchModel, MixedOp
 from darts_nas.spaces.darts_cnn import SearchCell, edge_weights
@@ -25,7 +25,7 @@ def test_alphas_are_parameters_of_paper_shape_and_scale():
 
 
 def test_supernet_size_matches_the_paper_setting():
-    """C=16, 8 cells, 10 classes: about 1.9M weights (darts-facts section 1)."""
+    """C=16, 8 cells, 10 classes: about 1.9M weights (DARTS, arXiv:1806.09055, section 2.1)."""
     n = sum(p.numel() for p in DartsCNNSearchModel().weight_parameters())
     assert 1.85e6 < n < 1.95e6
 

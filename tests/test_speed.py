@@ -1,4 +1,4 @@
-"""The speed paths of issue 4 compute the same function as the plain eager code (float64 where the claim is exact),
+"""The speed paths compute the same function as the plain eager code (float64 where the claim is exact),
 and the step a CUDA graph captures never reads back to the host. CUDA itself is not available here: what needs it
 (capture and replay) is checked by `darts-nas bench --cuda-graphs --check` on a GPU."""
 
@@ -10,7 +10,7 @@ import torch
 from darts_nas.bench import measure_search_step
 from darts_nas.config import SearchConfig, TrainConfig
 from darts_nas.errors import DartsNasError
-from darts_nas.genotype import get_genotype
+from darts_nas.genotypes import get_genotype
 from darts_nas.nets import NetworkCIFAR
 from darts_nas.run.common import make_sgd, restore_states, set_lr
 from darts_nas.run.graphs import CapturedStep
@@ -304,7 +304,7 @@ def test_cuda_graphs_setting_selects_the_captured_step_and_the_drop_path_tensor(
 
 
 def test_cuda_graphs_on_cpu_is_a_clear_error(tmp_path):
-    from darts_nas.run.search import start_search
+    from darts_nas.run import start_search
 
     config = SearchConfig(dataset="synthetic", synthetic_size=64, channels=4, layers=3, batch_size=8, epochs=1,
                           device="cpu", cuda_graphs=True, progress=False)

@@ -17,12 +17,12 @@ from darts_nas.data.augment import color_jitter, hsv_to_rgb, rgb_to_hsv
 from darts_nas.data.folder import list_image_folder
 from darts_nas.data.stream import StreamingLoader, random_resized_crop_box
 from darts_nas.errors import DartsNasError
-from darts_nas.genotype import get_genotype
+from darts_nas.genotypes import get_genotype
 from darts_nas.nets import NetworkCIFAR
 from darts_nas.run.search import SearchRun
 from darts_nas.config import SearchConfig
-from darts_nas.run.train import (TrainRun, evaluate_checkpoint, load_network, load_train_data, resume_training,
-                                 start_training, training_loss)
+from darts_nas.run import resume_training, start_training
+from darts_nas.run.train import TrainRun, evaluate_checkpoint, load_network, load_train_data, training_loss
 
 TINY = dict(dataset="synthetic", synthetic_size=64, image_size=16, channels=4, layers=3, batch_size=16, epochs=3,
             progress=False, device="cpu", log_every=2, cutout=4)

@@ -13,7 +13,7 @@ from darts_nas.config import SearchConfig, preset_config
 from darts_nas.errors import DartsNasError
 from darts_nas.relaxation import get_relaxation, gumbel_softmax, hard_gumbel, max_w
 from darts_nas.run.common import cosine_lr, cosine_power_lr
-from darts_nas.run.search import resume_search, start_search
+from darts_nas.run import resume_search, start_search
 from darts_nas.spaces import DartsCNNSearchModel, NB201SearchModel
 from darts_nas.strategies import (ArchRegularizer, SingleLevel, alpha_hessian_eigenvalue, implicit_gradient,
                                   neumann_inverse_hvp)

@@ -24,7 +24,7 @@ from .errors import DartsNasError
 from .run.common import resolve_device
 from .run.graphs import require_cuda_graphs
 
-# Published implementation (original DARTS code), same math and sizes; darts-facts section 9 and issue 2.
+# Published implementation (original DARTS code), same math and sizes, as measured (docs/benchmarks.md).
 # Training step of the evaluation network (DARTS_V2, C=36, 20 cells, batch 96, fp32), images/s, measured on an
 # H100 (the card's name is not checked: on another GPU the comparison is only indicative).
 PUBLISHED_TRAIN = {("h100", 96, 36, 20): 659.0}
@@ -45,21 +45,22 @@ def measure_search_step(device: str, batch_size: int, channels: int, layers: int
                         steps: int, warmup: int, channels_last: bool = True, precision: str = "fp32",
                         fuse_ops: bool = False, checkpoint_cells: bool = False, cuda_graphs: bool = False,
                         partial_channels: int = 1, edge_normalization: bool = False, check: bool = False,
-                        seed: int = 0) -> dict:
+                        seed: int = 0, strategy: str = "bilevel") -> dict:
     """Run `warmup` + `steps` search steps of the given configuration in this process and time each. With
     `check` and any speed setting on, also run a few steps of the plain setting (fp32, per-op kernels, eager) from
     the same initial weights on the same batches and report how far the losses differ (see _compare_runs)."""
     from .config import SearchConfig
 
     dev = resolve_device(device)
-    config = SearchConfig(channels=channels, layers=layers, batch_size=batch_size, order=order, hvp=hvp,
+    config = SearchConfig(strategy=strategy, channels=channels, layers=layers, batch_size=batch_size, order=order,
+                          hvp=hvp,
                           channels_last=channels_last, precision=precision, fuse_ops=fuse_ops,
                           checkpoint_cells=checkpoint_cells, cuda_graphs=cuda_graphs,
                           partial_channels=partial_channels, edge_normalization=edge_normalization).validate()
     g = torch.Generator(device=dev).manual_seed(seed)
     batches = _random_batch(batch_size, dev, g) + _random_batch(batch_size, dev, g)  # training, validation
     return _measure("search", config, _search_setup, batches, dev, warmup, steps, check, seed,
-                    {"device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
+                    {"device": str(dev), "strategy": strategy, "batch_size": batch_size, "channels": channels, "layers": layers,
                      "order": order, "hvp": hvp if order == 2 else None, "steps": steps,
                      "channels_last": channels_last, "precision": precision, "fuse_ops": fuse_ops,
                      "checkpoint_cells": checkpoint_cells, "cuda_graphs": cuda_graphs,
@@ -83,13 +84,12 @@ def _measure(what: str, config, setup, inputs, dev, warmup: int, steps: int, che
 def _search_setup(config, dev, seed: int):
     """A search model, its optimizers and its step function, as a search run builds them."""
     from .run.search import build_optimizers, build_search_model, search_step_fn
-    from .strategies import Bilevel
+    from .strategies import strategy_from_config
 
     torch.manual_seed(seed)
     model = build_search_model(config, num_classes=10, in_channels=3).to(dev)
     w_opt, a_opt = build_optimizers(model, config)
-    return model, search_step_fn(model, Bilevel(order=config.order, hvp=config.hvp, r=config.fd_r), w_opt, a_opt,
-                                 config)
+    return model, search_step_fn(model, strategy_from_config(config), w_opt, a_opt, config)
 
 
 def _compare_runs(make_fast, make_plain, inputs, steps: int = 4) -> dict:
@@ -127,13 +127,13 @@ def measure_train_step(device: str, batch_size: int, channels: int, layers: int,
 
 
 def _train_setup(config, dev, seed: int):
-    from .genotype import load_genotype
+    from .genotypes import Genotype, load_genotype
     from .nets import NetworkCIFAR
     from .run.common import make_sgd
     from .run.train import train_step_fn
 
     torch.manual_seed(seed)
-    model = NetworkCIFAR(load_genotype(config.genotype), C=config.channels, layers=config.layers, num_classes=10,
+    model = NetworkCIFAR(load_genotype(config.genotype, Genotype), C=config.channels, layers=config.layers, num_classes=10,
                          auxiliary=True)
     model = model.use_channels_last(config.channels_last).to(dev).train()
     opt = make_sgd(model.parameters(), config.lr, config.momentum, config.weight_decay, config.cuda_graphs)
@@ -224,13 +224,23 @@ def _check_cell(r: dict) -> str:
     return f"{r['check']['max_rel_loss_diff']:.1e}" if "check" in r else "-"
 
 
+def _step_name(r: dict) -> str:
+    """first / second (hvp) for bilevel DARTS; the strategy's name otherwise."""
+    strategy = r.get("strategy", "bilevel")
+    if strategy == "single-level":
+        return strategy
+    if strategy == "implicit":
+        return f"implicit ({r['hvp']})"
+    return "first" if r["order"] == 1 else f"second ({r['hvp']})"
+
+
 def format_table(results: list[dict]) -> str:
-    head = (f"{'order':<26} {'setup':<24} {'batch':>5} {'C':>3} {'cells':>5} {'s/step':>8} {'img/s':>7} "
+    head = (f"{'step':<26} {'setup':<24} {'batch':>5} {'C':>3} {'cells':>5} {'s/step':>8} {'img/s':>7} "
             f"{'first s':>8} {'peak mem':>10} {'published':>9} {'speed-up':>8} {'vs plain':>8}")
     lines = [head, "-" * len(head)]
     for r in results:
-        name = "first" if r["order"] == 1 else f"second ({r['hvp']})"
-        ref = published_for(r)
+        name = _step_name(r)
+        ref = published_for(r) if r.get("strategy", "bilevel") == "bilevel" else None
         ref_s = f"{ref:.3f}" if ref else "-"
         speedup = f"{ref / r['median_s']:.2f}x" if ref else "-"
         lines.append(f"{name:<26} {speed_label(r):<24} {r['batch_size']:>5} {r['channels']:>3} {r['layers']:>5} "
@@ -254,11 +264,16 @@ def bench_search(device="cpu", batch_size=64, channels=16, layers=8, orders=(1, 
     cuda_graphs, partial_channels, edge_normalization, check), each in a child process."""
     _check_device(device, options)
     results = []
+    strategy = options.get("strategy", "bilevel")
+    if strategy == "single-level":  # no hypergradient: one row (the HVP choice applies to implicit too)
+        orders, hvps = (1,), ("finite-difference",)
+    elif strategy == "implicit":
+        orders = (2,)
     for order in orders:
         for hvp in (hvps if order == 2 else ("finite-difference",)):
             args = dict(device=device, batch_size=batch_size, channels=channels, layers=layers, order=order,
                         hvp=hvp, steps=steps, warmup=warmup, channels_last=channels_last, **options)
-            echo(f"timing order {order}{' (' + hvp + ')' if order == 2 else ''}, {speed_label(args)}: batch "
+            echo(f"timing {_step_name(args)}, {speed_label(args)}: batch "
                  f"{batch_size}, C={channels}, {layers} cells, {warmup} warm-up + {steps} timed steps on {device} ...")
             results.append(run_child(args))
     return results
@@ -335,7 +350,7 @@ def measure_lm_train_step(device: str, batch_size: int = 64, bptt: int = 35, uni
     """The evaluation language model's training step (darts-ptb-eval settings) on random tokens."""
     from .config import train_preset_config
     from .nets.rnn import activation_penalty, lm_cross_entropy, parameter_count
-    from .rnn_genotype import load_recurrent_genotype
+    from .genotypes import load_recurrent_genotype
     from .run.lm import build_lm
 
     dev = resolve_device(device)

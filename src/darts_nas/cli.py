@@ -29,23 +29,25 @@ from pathlib import Path
 from .errors import DartsNasError
 
 
-def _run_epochs(args, command: str, settings_cls, make_config, notes: dict, start, resume):
+def _run_epochs(args, command: str, settings_cls, make_config, presets: dict, start, resume):
     """Start a run from a preset and flags, or resume one; run it. Returns the finished run and its result, or
     None (interrupted or stopped early, with the message already printed) and the exit status."""
     from .config import overrides_from_args
 
     overrides = overrides_from_args(args, settings_cls)
     if args.resume:
-        if args.preset:
-            raise DartsNasError("--resume continues a run with its recorded settings; drop --preset")
+        if args.preset or args.config:
+            raise DartsNasError("--resume continues a run with its recorded settings; drop --preset and --config")
         run = resume(args.resume, **overrides)
         print(f"resuming {run.run_dir} after epoch {run.epoch}/{run.config.epochs}")
     else:
-        config = make_config(args.preset, **overrides)
+        config = make_config(args.preset, args.config, **overrides)
         if not config.out:
             config.out = f"runs/{args.preset or command}-{time.strftime('%Y%m%d-%H%M%S')}"
         if args.preset:
-            print(f"preset {args.preset}: {notes[args.preset]}")
+            print(f"preset {args.preset}: {presets[args.preset].note}")
+        if args.config:
+            print(f"settings from {args.config}")
         run = start(config, config.out)
     try:
         result = run.run(stop_after=args.stop_after)
@@ -65,10 +67,10 @@ def _run_epochs(args, command: str, settings_cls, make_config, notes: dict, star
 
 
 def _cmd_search(args) -> int:
-    from .config import PRESET_NOTES, SearchConfig, preset_config
-    from .run.search import resume_search, start_search
+    from .config import PRESETS, SearchConfig, preset_config
+    from .run import resume_search, start_search
 
-    done, status = _run_epochs(args, "search", SearchConfig, preset_config, PRESET_NOTES, start_search,
+    done, status = _run_epochs(args, "search", SearchConfig, preset_config, PRESETS, start_search,
                                resume_search)
     if done is None:
         return status
@@ -80,10 +82,10 @@ def _cmd_search(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .config import TRAIN_PRESET_NOTES, TrainConfig, train_preset_config
-    from .run.train import resume_training, start_training
+    from .config import TRAIN_PRESETS, TrainConfig, train_preset_config
+    from .run import resume_training, start_training
 
-    done, status = _run_epochs(args, "train", TrainConfig, train_preset_config, TRAIN_PRESET_NOTES, start_training,
+    done, status = _run_epochs(args, "train", TrainConfig, train_preset_config, TRAIN_PRESETS, start_training,
                                resume_training)
     if done is None:
         return status
@@ -103,103 +105,48 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _is_language_model(path) -> bool:
-    from .run.checkpoint import load_checkpoint
-
-    p = Path(path)
-    if p.is_dir():
-        p = next((p / f for f in ("best.pt", "last.pt", "checkpoint.pt") if (p / f).is_file()), p)
-    return load_checkpoint(p).get("model_hparams", {}).get("kind") == "rnn"
-
-
 def _cmd_evaluate(args) -> int:
-    from .run.train import evaluate_checkpoint
+    from .run import evaluate_trained
 
-    if _is_language_model(args.checkpoint):
-        from .config import TEXT_DATASETS
-        from .run.lm import evaluate_lm_checkpoint
-
-        if args.genotype or args.limit:
-            raise DartsNasError("--genotype and --limit apply to image networks; a language model is evaluated on "
-                                "the whole valid and test splits")
-        if args.dataset and args.dataset not in TEXT_DATASETS:
-            raise DartsNasError(f"a language model reads a text corpus (--dataset {', '.join(TEXT_DATASETS)})")
-        r = evaluate_lm_checkpoint(args.checkpoint, device=args.device, data=args.data, dataset=args.dataset,
-                                   batch_size=args.batch_size)
-        if args.json:
-            print(json.dumps(r))
-            return 0
+    r = evaluate_trained(args.checkpoint, device=args.device, data=args.data, dataset=args.dataset,
+                         batch_size=args.batch_size, genotype=args.genotype, limit=args.limit)
+    if args.json:
+        print(json.dumps({k: v for k, v in r.items() if k != "perplexity"}))
+    elif r.get("perplexity"):
         print(f"{args.checkpoint} (epoch {r['epoch']}, {r['params'] / 1e6:.2f}M params) on {r['dataset']}: "
               f"valid perplexity {r['valid_ppl']:.2f} (loss {r['valid_loss']:.4f}), test perplexity "
               f"{r['test_ppl']:.2f} (loss {r['test_loss']:.4f})")
-        return 0
-    r = evaluate_checkpoint(args.checkpoint, device=args.device, data=args.data, dataset=args.dataset,
-                            batch_size=args.batch_size, genotype=args.genotype, test_limit=args.limit)
-    if args.json:
-        print(json.dumps(r))
-        return 0
-    print(f"{args.checkpoint} (epoch {r['epoch']}) on {r['images']} {r['dataset']} test images: "
-          f"top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  loss {r['loss']:.4f}")
+    else:
+        print(f"{args.checkpoint} (epoch {r['epoch']}) on {r['images']} {r['dataset']} test images: "
+              f"top-1 {100 * r['top1']:.2f}%  top-5 {100 * r['top5']:.2f}%  loss {r['loss']:.4f}")
     return 0
 
 
-def _network_for_info(spec: str, dataset: str | None, channels, layers, num_classes):
-    """A zoo name, a training run directory (its own network), or any genotype spec in the paper's network."""
-    from .nets import build_network, create_model, model_dataset, network_from_hparams
-
-    kwargs = {k: v for k, v in dict(C=channels, layers=layers, num_classes=num_classes).items() if v is not None}
-    zoo_dataset = model_dataset(spec)
-    if zoo_dataset is not None:
-        if dataset is not None:
-            raise DartsNasError(f"{spec} is a model name that fixes its dataset; drop --dataset")
-        return create_model(spec, **kwargs), zoo_dataset
-    network_file = Path(spec).expanduser() / "network.json"
-    if dataset is None and not kwargs and network_file.is_file():  # a training run: the network it trained
-        try:
-            hparams = json.loads(network_file.read_text())["hparams"]
-            trained_on = json.loads((network_file.parent / "config.json").read_text())["dataset"]
-        except (OSError, ValueError, KeyError) as e:
-            raise DartsNasError(f"{network_file}: cannot read the run's network ({e})") from None
-        return network_from_hparams(hparams), trained_on
-    dataset = dataset or "cifar10"
-    return build_network(spec, dataset, **kwargs), dataset
-
-
-# Vocabulary sizes of the corpora the papers use, for `info` on a language model.
-_VOCAB = {"ptb": 10000, "wikitext-2": 33278}
-
-
 def _lm_info(args) -> int:
-    from .config import train_preset_config
-    from .nets.rnn import parameter_count
-    from .rnn_genotype import load_recurrent_genotype
-    from .run.lm import build_lm
+    from .run.lm import language_model_for_info
 
-    preset = {"ptb": "darts-ptb-eval", "wikitext-2": "darts-wt2-eval"}[args.dataset]
-    c = train_preset_config(preset, **({"units": args.units} if args.units else {}))
-    genotype = load_recurrent_genotype(args.genotype)
-    model = build_lm(c, genotype, _VOCAB[args.dataset])
-    n = parameter_count(model)
+    model, genotype, units, vocab, n = language_model_for_info(args.genotype, args.dataset, args.units)
     if args.json:
         print(json.dumps({"dataset": args.dataset, "network": "RNNModel", "genotype": genotype.to_text(),
-                          "units": c.units, "vocab": _VOCAB[args.dataset], "params": n}))
+                          "units": units, "vocab": vocab, "params": n}))
         return 0
     print(genotype.to_text())
-    print(f"language model for {args.dataset}: {c.units} units, vocabulary {_VOCAB[args.dataset]:,}, decoder tied to "
-          f"the embedding")
+    print(f"language model for {args.dataset}: {units} units, vocabulary {vocab:,}, decoder tied to the embedding")
     print(f"parameters:     {n / 1e6:.2f}M  ({n:,})")
     return 0
 
 
 def _cmd_info(args) -> int:
+    from .data.text import PAPER_VOCABULARIES
+    from .nets import network_for_spec
     from .nets.profile import profile_network
 
-    if args.dataset in _VOCAB:
+    if args.dataset in PAPER_VOCABULARIES:
         return _lm_info(args)
     if args.units:
         raise DartsNasError("--units sizes a language model (--dataset ptb or wikitext-2)")
 
-    model, dataset = _network_for_info(args.genotype, args.dataset, args.channels, args.layers, args.num_classes)
+    model, dataset = network_for_spec(args.genotype, args.dataset, args.channels, args.layers, args.num_classes)
     size = args.image_size or (224 if model.hparams["kind"] == "imagenet" else 32)
     p = profile_network(model, size)
     h = model.hparams
@@ -234,7 +181,6 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_derive(args) -> int:
-    from .run.log import format_weight_table
     from .run.search import search_model_from_checkpoint
 
     model, state = search_model_from_checkpoint(args.run)
@@ -245,52 +191,18 @@ def _cmd_derive(args) -> int:
         print(f"# epoch {state['epoch']}/{state['config']['epochs']} of {args.run}")
         print(genotype.to_text())
     if args.alphas:
-        if model.space == "darts-rnn":
-            rows, e = model.derivation_weights()["recurrent"].tolist(), 0
-            for node in range(1, model.steps + 1):
-                for j in range(node):
-                    print(f"node {node} <- {j}: " + "  ".join(f"{p} {w:.3f}" for p, w in
-                                                             zip(model.primitives, rows[e])))
-                    e += 1
-            return 0
-        if model.space != "darts-cnn":
-            for e, row in enumerate(model.derivation_weights()["cell"].tolist()):
-                print(f"edge {e}: " + "  ".join(f"{p} {w:.3f}" for p, w in zip(model.primitives, row)))
-            return 0
-        for cell, weights in model.derivation_weights().items():
-            print(f"\n{cell} cell, softmax(alpha):\n{format_weight_table(model.primitives, weights, model.steps)}")
+        print(model.alpha_table())
     return 0
-
-
-def _nb201_arch_of(spec: str):
-    """An architecture string, or the cell a NAS-Bench-201 search run found (its genotype.json, else its last
-    checkpoint)."""
-    from .spaces import NB201Arch
-
-    path = Path(spec)
-    if not path.exists():
-        if "~" not in spec:
-            raise DartsNasError(f"{spec}: neither an architecture string (|op~0|+|op~0|op~1|+...) nor an existing "
-                                "run directory")
-        return NB201Arch.from_text(spec), spec
-    target = path / "genotype.json" if path.is_dir() else path
-    if target.is_file() and target.suffix == ".json":
-        try:
-            return NB201Arch.from_dict(json.loads(target.read_text())), str(target)
-        except ValueError as e:
-            raise DartsNasError(f"{target}: not valid JSON ({e})") from None
-    from .run.search import search_model_from_checkpoint
-    model, state = search_model_from_checkpoint(path)
-    if model.space != "nb201":
-        raise DartsNasError(f"{spec}: a search in the {model.space} space, not NAS-Bench-201")
-    return model.genotype(), f"{path} (epoch {state['epoch']})"
 
 
 def _cmd_nb201(args) -> int:
     from .nb201_table import NB201Table
 
+    from .genotypes import NB201Arch
+    from .run import run_genotype
+
     table = NB201Table.load(args.table)
-    arch, source = _nb201_arch_of(args.arch)
+    arch, source = run_genotype(args.arch, NB201Arch)
     result = table.lookup(arch)
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -303,8 +215,7 @@ def _cmd_nb201(args) -> int:
 
 
 def _cmd_genotypes(args) -> int:
-    from .genotype import PUBLISHED, get_genotype
-    from .rnn_genotype import RECURRENT_PUBLISHED, load_recurrent_genotype
+    from .genotypes import PUBLISHED, RECURRENT_PUBLISHED, RecurrentGenotype, get_genotype, load_genotype
 
     if args.name is None:
         width = max(map(len, [*PUBLISHED, *RECURRENT_PUBLISHED]))
@@ -315,22 +226,21 @@ def _cmd_genotypes(args) -> int:
         for name, g in RECURRENT_PUBLISHED.items():
             print(f"  {name:<{width}}  {g.to_text()}")
         return 0
-    g = load_recurrent_genotype(args.name) if args.recurrent or args.name.upper() == "ENAS" else \
+    g = load_genotype(args.name, RecurrentGenotype) if args.recurrent or args.name.upper() == "ENAS" else \
         get_genotype(args.name)
     print(json.dumps(g.to_dict()) if args.json else g.to_text())
     return 0
 
 
 def _cmd_presets(args) -> int:
-    from .config import PRESET_NOTES, PRESETS, TRAIN_PRESET_NOTES, TRAIN_PRESETS, preset_config, train_preset_config
+    from .config import PRESETS, TRAIN_PRESETS, preset_config, train_preset_config
 
-    for title, table, notes, make in (("search (darts-nas search --preset NAME)", PRESETS, PRESET_NOTES,
-                                       preset_config),
-                                      ("training from scratch (darts-nas train --preset NAME)", TRAIN_PRESETS,
-                                       TRAIN_PRESET_NOTES, train_preset_config)):
+    for title, table, make in (("search (darts-nas search --preset NAME)", PRESETS, preset_config),
+                               ("training from scratch (darts-nas train --preset NAME)", TRAIN_PRESETS,
+                                train_preset_config)):
         print(f"{title}:")
-        for name in table:
-            print(f"  {name}: {notes[name]}")
+        for name, preset in table.items():
+            print(f"  {name}: {preset.note}")
             if args.verbose:
                 for k, v in make(name).to_dict().items():
                     print(f"      {k} = {v}")
@@ -372,7 +282,8 @@ def _cmd_bench(args) -> int:
                                     channels_last=args.channels_last, precision=precision, fuse_ops=args.fuse_ops,
                                     checkpoint_cells=args.checkpoint_cells, cuda_graphs=args.cuda_graphs,
                                     partial_channels=args.partial_channels,
-                                    edge_normalization=args.edge_normalization, check=args.check)
+                                    edge_normalization=args.edge_normalization, check=args.check,
+                                    strategy=args.strategy)
         table = format_table(results)
     print(f"\n{machine_description(args.device)}, {time.strftime('%Y-%m-%d')}")
     print(table)
@@ -384,6 +295,8 @@ def _cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import PRESETS, TRAIN_PRESETS, TrainConfig, add_config_arguments
+    from .precision import PRECISIONS
+    from .strategies import HVP_METHODS, STRATEGIES
 
     parser = argparse.ArgumentParser(prog="darts-nas", description="Differentiable architecture search (DARTS).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -392,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "paper's values; every flag below overrides one of them.")
     p.add_argument("--preset", choices=list(PRESETS), help="paper settings to start from")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR from its last checkpoint")
+    p.add_argument("--config", metavar="FILE", help="start from a run's config.json (repeat or vary that run; "
+                   "flags still override)")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this invocation (resume later)")
     add_config_arguments(p)
     p.set_defaults(func=_cmd_search)
@@ -401,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "paper's recipe (default: the CIFAR-10 one); every flag below overrides one value.")
     p.add_argument("--preset", choices=list(TRAIN_PRESETS), help="recipe to start from")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the training run in RUN_DIR from its checkpoint")
+    p.add_argument("--config", metavar="FILE", help="start from a training run's config.json (flags still override)")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this invocation (resume later)")
     add_config_arguments(p, TrainConfig)
     p.set_defaults(func=_cmd_train)
@@ -409,8 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "model")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="best.pt, last.pt, checkpoint.pt or a train run directory")
     p.add_argument("--data", help="dataset location (default: the one it was trained with)")
-    p.add_argument("--dataset", choices=["cifar10", "cifar100", "folder", "imagenet", "synthetic", "sample", "ptb",
-                                         "wikitext-2", "text"],
+    p.add_argument("--dataset", choices=TrainConfig.choices_for("dataset"),
                    help="dataset kind (default: the one it was trained with)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int)
@@ -475,10 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, help="default 16 (search) / 36 (train)")
     p.add_argument("--layers", type=int, help="default 8 (search) / 20 (train)")
     p.add_argument("--order", type=int, nargs="+", default=[1, 2], choices=[1, 2], help="search only")
-    p.add_argument("--hvp", nargs="+", default=["finite-difference"], choices=["finite-difference", "exact"],
+    p.add_argument("--hvp", nargs="+", default=["finite-difference"], choices=list(HVP_METHODS),
                    help="search only")
+    p.add_argument("--strategy", default="bilevel", choices=list(STRATEGIES),
+                   help="search only: the strategy whose step is timed (--order and --hvp apply to bilevel)")
     p.add_argument("--genotype", default="DARTS_V2", help="train only")
-    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=list(PRECISIONS),
                    help="one row per precision (bf16: autocast)")
     p.add_argument("--cuda-graphs", action="store_true", help="capture the step in a CUDA graph and replay it")
     p.add_argument("--fuse-ops", action="store_true", help="search only: batched kernels per cell state")

@@ -8,11 +8,28 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field, fields
 
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+from .data import DATASETS as IMAGE_DATASETS
+from .data.text import CORPORA as TEXT_DATASETS
 from .errors import DartsNasError
+from .precision import PRECISIONS
+from .relaxation import RELAXATIONS, get_relaxation
+from .spaces import SPACES, get_space
+from .strategies import DISCRETIZATIONS, HVP_METHODS, STRATEGIES, get_strategy
 
 
-def _f(default, help: str, choices=None):
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _f(default, help: str, choices=None, space_setting: bool = False):
+    """A setting: its default, its help, its allowed values (a tuple, or a registry read when checked, so that a
+    space or strategy registered later is allowed too), and whether only some search spaces read it."""
+    return field(default=default, metadata={"help": help, "choices": choices, "space_setting": space_setting})
+
+
+def choices_of(f) -> list | None:
+    c = f.metadata.get("choices")
+    return list(c() if callable(c) else c) if c else None
 
 
 class Settings:
@@ -32,10 +49,15 @@ class Settings:
             raise DartsNasError(f"unknown settings in config: {', '.join(sorted(unknown))}")
         return cls(**d)
 
+    @classmethod
+    def choices_for(cls, name: str) -> list | None:
+        """The allowed values of one setting (from its registry where it has one)."""
+        return choices_of(next(f for f in fields(cls) if f.name == name))
+
     def generic_problems(self) -> list[str]:
         problems = []
         for f in fields(self):
-            choices = f.metadata.get("choices")
+            choices = choices_of(f)
             if choices and getattr(self, f.name) not in choices:
                 problems.append(f"--{_flag(f.name)} must be one of {', '.join(map(str, choices))}")
         problems += [f"--{_flag(n)} must be positive" for n in self.POSITIVE if getattr(self, n) <= 0]
@@ -50,23 +72,23 @@ class LanguageModelSettings:
     TrainConfig overrides the ones its recipe changes)."""
 
     units: int = _f(300, "language model: embedding and hidden size (DARTS: 300 in search, 850 on PTB, 700 on "
-                    "WikiText-2)")
-    bptt: int = _f(35, "language model: base BPTT length (each training window's length is drawn around it)")
-    max_seq_len_delta: int = _f(20, "language model: training windows are at most --bptt + this long")
-    dropout: float = _f(0.75, "language model: locked dropout on the cell output")
-    dropout_h: float = _f(0.25, "language model: variational dropout on the hidden states the nodes read")
-    dropout_x: float = _f(0.75, "language model: variational dropout on the cell input x")
-    dropout_i: float = _f(0.2, "language model: locked dropout on the embeddings")
-    dropout_e: float = _f(0.0, "language model: embedding (whole-word) dropout")
-    ar: float = _f(0.0, "language model: activation regularization weight (AR)")
-    tar: float = _f(1e-3, "language model: temporal activation regularization weight (TAR)")
+                    "WikiText-2)", space_setting=True)
+    bptt: int = _f(35, "language model: base BPTT length (each training window's length is drawn around it)", space_setting=True)
+    max_seq_len_delta: int = _f(20, "language model: training windows are at most --bptt + this long", space_setting=True)
+    dropout: float = _f(0.75, "language model: locked dropout on the cell output", space_setting=True)
+    dropout_h: float = _f(0.25, "language model: variational dropout on the hidden states the nodes read", space_setting=True)
+    dropout_x: float = _f(0.75, "language model: variational dropout on the cell input x", space_setting=True)
+    dropout_i: float = _f(0.2, "language model: locked dropout on the embeddings", space_setting=True)
+    dropout_e: float = _f(0.0, "language model: embedding (whole-word) dropout", space_setting=True)
+    ar: float = _f(0.0, "language model: activation regularization weight (AR)", space_setting=True)
+    tar: float = _f(1e-3, "language model: temporal activation regularization weight (TAR)", space_setting=True)
 
 
 @dataclass
 class SearchConfig(Settings, LanguageModelSettings):
     # data
-    dataset: str = _f("cifar10", "dataset (ptb, wikitext-2, text: word-level corpora for --space darts-rnn)",
-                      ("cifar10", "cifar100", "folder", "synthetic", "sample", "ptb", "wikitext-2", "text"))
+    dataset: str = _f("cifar10", "dataset (ptb, wikitext-2, text: word-level corpora for a text space such as "
+                      "darts-rnn)", IMAGE_DATASETS + TEXT_DATASETS)
     data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder: root/<class>/<image>; "
                    "text corpora: the directory of their train/valid/test files)")
     download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
@@ -75,18 +97,18 @@ class SearchConfig(Settings, LanguageModelSettings):
     limit: int = _f(0, "use only the first N training images, or tokens of a corpus (0: all), for reduced runs")
     train_portion: float = _f(0.5, "fraction of the training set that trains the weights; the rest trains the alphas")
     split_file: str = _f("", "fixed weights/alphas split of the training set, e.g. NAS-Bench-201's cifar-split.txt "
-                         "(replaces --train-portion)")
+                         "(replaces --train-portion)", space_setting=True)
     # supernet
-    space: str = _f("darts-cnn", "search space", ("darts-cnn", "nb201", "darts-rnn"))
-    cells_per_stage: int = _f(5, "NAS-Bench-201: cells per stage (the network has 3 stages)")
+    space: str = _f("darts-cnn", "search space", lambda: SPACES)
+    cells_per_stage: int = _f(5, "NAS-Bench-201: cells per stage (the network has 3 stages)", space_setting=True)
     channels: int = _f(16, "initial channels C")
-    layers: int = _f(8, "cells in the supernet")
-    nodes: int = _f(4, "intermediate nodes per cell")
-    stem_multiplier: int = _f(3, "stem output channels = stem_multiplier * C")
+    layers: int = _f(8, "cells in the supernet", space_setting=True)
+    nodes: int = _f(4, "intermediate nodes per cell", space_setting=True)
+    stem_multiplier: int = _f(3, "stem output channels = stem_multiplier * C", space_setting=True)
     partial_channels: int = _f(1, "PC-DARTS: only 1/K of each edge's channels go through its ops (1: all, DARTS; "
-                               "PC-DARTS uses 4)")
+                               "PC-DARTS uses 4)", space_setting=True)
     edge_normalization: bool = _f(False, "PC-DARTS edge normalization: a learned softmax weight over the inputs of "
-                                  "each node")
+                                  "each node", space_setting=True)
     # recurrent space: the language model's fields are LanguageModelSettings'
     virtual_step_clip: float = _f(0.0, "second order: clip the virtual step's gradient at this norm (0: off; the "
                                   "recurrent search clips at --grad-clip)")
@@ -109,38 +131,47 @@ class SearchConfig(Settings, LanguageModelSettings):
     arch_warmup_epochs: int = _f(0, "first epochs that train the weights only (PC-DARTS: 15)")
     # strategy and relaxation
     strategy: str = _f("bilevel", "bilevel (DARTS), single-level (Single-DARTS, SNAS) or implicit (iDARTS)",
-                       ("bilevel", "single-level", "implicit"))
+                       lambda: STRATEGIES)
     order: int = _f(1, "bilevel: 1 first-order DARTS; 2 second order (virtual step + Hessian-vector product)", (1, 2))
     hvp: str = _f("finite-difference", "Hessian-vector product of the second order and of implicit",
-                  ("finite-difference", "exact"))
+                  HVP_METHODS)
     fd_r: float = _f(0.01, "finite-difference step r0 (r = r0 / ||v||)")
     neumann_terms: int = _f(2, "implicit: terms K of the Neumann series of the inverse Hessian")
     relaxation: str = _f("softmax", "op weights from alphas: softmax (DARTS), sigmoid (independent per op), gumbel "
-                         "(SNAS), hard-gumbel (GDAS: one op per edge)", ("softmax", "sigmoid", "gumbel", "hard-gumbel"))
+                         "(SNAS), hard-gumbel (GDAS: one op per edge)", lambda: RELAXATIONS)
     tau_max: float = _f(10.0, "Gumbel temperature at the first epoch (annealed linearly to --tau-min)")
     tau_min: float = _f(0.1, "Gumbel temperature at the last epoch")
     max_w: bool = _f(False, "sharpDARTS Max-W: weight each op by w + 1 - max(w) of its edge")
-    resource_weight: float = _f(0.0, "SNAS resource penalty: weight of the expected parameter count (millions)")
+    resource_weight: float = _f(0.0, "SNAS resource penalty: weight of the expected parameter count (millions)",
+                                space_setting=True)
     discretization: str = _f("none", "penalty toward a discrete cell: binary (sum p(1-p)) or admm",
-                             ("none", "binary", "admm"))
+                             DISCRETIZATIONS)
     discretization_weight: float = _f(0.0, "weight of --discretization (the ADMM penalty rho)")
     # collapse signals
-    nb201_table: str = _f("", "NAS-Bench-201 results CSV: log the benchmark accuracy of the cell every epoch")
-    hessian_every: int = _f(1, "epochs between estimates of the dominant Hessian eigenvalue of the alphas (0: off)")
-    hessian_batches: int = _f(2, "validation batches of the Hessian estimate")
-    hessian_iters: int = _f(20, "power-iteration steps of the Hessian estimate")
+    nb201_table: str = _f("", "NAS-Bench-201 results CSV: log the benchmark accuracy of the cell every epoch",
+                          space_setting=True)
+    # The estimate's defaults keep its share of every preset's search small (measured: docs/benchmarks.md): one
+    # power-iteration step costs about one search step, so every epoch with 2 batches x 20 steps added up to 38%.
+    hessian_every: int = _f(5, "epochs between estimates of the dominant Hessian eigenvalue of the alphas, also "
+                            "estimated after the last epoch (0: off)")
+    hessian_batches: int = _f(1, "validation batches of the Hessian estimate")
+    hessian_iters: int = _f(10, "power-iteration steps of the Hessian estimate")
     stop_eigenvalue: float = _f(0.0, "stop the search when the dominant eigenvalue exceeds this (0: never)")
-    stop_param_free: int = _f(0, "stop the search when the derived cell has this many parameter-free ops (0: never)")
+    stop_param_free: int = _f(0, "stop the search when the derived cell has this many parameter-free ops (0: never)",
+                              space_setting=True)
     # augmentation
     crop_padding: int = _f(4, "random-crop padding (0: no crop)")
     flip: bool = _f(True, "random horizontal flips")
     cutout: int = _f(0, "cutout square side (0: off; DARTS search uses none)")
     # speed (each computes the same function; docs/benchmarks.md has what they measured)
-    channels_last: bool = _f(True, "NHWC layout for convs and pools (faster on CPU)")
-    precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", ("fp32", "bf16"))
-    fuse_ops: bool = _f(False, "compute all candidate ops that read one state in a few batched kernels")
-    checkpoint_cells: bool = _f(False, "recompute each cell's activations in backward (less memory, more time)")
-    cuda_graphs: bool = _f(False, "capture the whole search step in a CUDA graph and replay it (CUDA only)")
+    channels_last: bool = _f(True, "NHWC layout for convs and pools (faster on CPU)", space_setting=True)
+    precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", PRECISIONS)
+    fuse_ops: bool = _f(False, "compute all candidate ops that read one state in a few batched kernels",
+                        space_setting=True)
+    checkpoint_cells: bool = _f(False, "recompute each cell's activations in backward (less memory, more time)",
+                                space_setting=True)
+    cuda_graphs: bool = _f(False, "capture the whole search step in a CUDA graph and replay it (CUDA only)",
+                           space_setting=True)
     # run
     seed: int = _f(2, "random seed")
     device: str = _f("auto", "cpu, cuda, cuda:N or auto")
@@ -161,32 +192,18 @@ class SearchConfig(Settings, LanguageModelSettings):
         if min(self.resource_weight, self.discretization_weight, self.hessian_every, self.stop_eigenvalue,
                self.stop_param_free) < 0:
             problems.append("penalty weights, --hessian-every and the stop thresholds cannot be negative")
-        if self.space == "nb201" and (self.fuse_ops or self.checkpoint_cells or self.partial_channels != 1
-                                      or self.edge_normalization):
-            problems.append("--fuse-ops, --checkpoint-cells, --partial-channels and --edge-normalization belong to "
-                            "the darts-cnn space")
-        if self.relaxation == "hard-gumbel":
-            if self.strategy == "implicit" or (self.strategy == "bilevel" and self.order == 2):
-                problems.append("hard-gumbel (GDAS) evaluates one op per edge; use it with first-order bilevel or "
-                                "single-level")
-            if self.cuda_graphs:
-                problems.append("hard-gumbel picks its ops on the host each step: no --cuda-graphs")
+        space = get_space(self.space) if self.space in SPACES else None
+        if space is not None:
+            problems += self.space_setting_problems(space)
+            problems += space.config_problems(self)
+            problems += text_problems(self, space.data_kind == "text", f"--space {self.space}")
+        relaxation = get_relaxation(self.relaxation) if self.relaxation in RELAXATIONS else None
+        if relaxation is not None and self.strategy in STRATEGIES:
+            problems += get_strategy(self.strategy).config_problems(self, relaxation)
+            if relaxation.hard and self.cuda_graphs:
+                problems.append(f"{self.relaxation} picks its ops on the host each step: no --cuda-graphs")
         if (self.discretization != "none") != (self.discretization_weight > 0):
             problems.append("--discretization and --discretization-weight go together (a penalty and its weight)")
-        if self.nb201_table and self.space != "nb201":
-            problems.append("--nb201-table needs --space nb201")
-        problems += text_problems(self, self.space == "darts-rnn", "--space darts-rnn")
-        if self.space == "darts-rnn":
-            if self.fuse_ops or self.checkpoint_cells or self.partial_channels != 1 or self.edge_normalization \
-                    or self.cuda_graphs or self.split_file:
-                problems.append("--fuse-ops, --checkpoint-cells, --partial-channels, --edge-normalization, "
-                                "--cuda-graphs and --split-file belong to the image spaces (the recurrent search "
-                                "draws windows of random length)")
-            if self.relaxation == "hard-gumbel":
-                problems.append("hard-gumbel is not offered in the recurrent space (use gumbel)")
-            if self.resource_weight or self.stop_param_free:
-                problems.append("--resource-weight and --stop-param-free do not apply to the recurrent space (every "
-                                "op has its edge's matrix)")
         if self.virtual_step_clip < 0:
             problems.append("--virtual-step-clip cannot be negative")
         if not 0.0 < self.train_portion < 1.0:
@@ -196,19 +213,25 @@ class SearchConfig(Settings, LanguageModelSettings):
         if min(self.limit, self.cutout, self.crop_padding, self.grad_clip, self.arch_warmup_epochs) < 0:
             problems.append("--limit, --cutout, --crop-padding, --grad-clip and --arch-warmup-epochs cannot be "
                             "negative")
-        from .spaces.darts_cnn import check_partial_channels
-        try:
-            check_partial_channels(self.channels, self.partial_channels)
-        except DartsNasError as e:
-            problems.append(str(e))
         if problems:
             raise DartsNasError("; ".join(problems))
         return self
 
+    def space_setting_problems(self, space) -> list[str]:
+        """The settings only some spaces read must keep their defaults in the others: one line each, naming the
+        spaces that read it."""
+        problems = []
+        for f in fields(self):
+            if f.metadata.get("space_setting") and f.name not in space.settings and getattr(self, f.name) != f.default:
+                owners = [name for name, cls in SPACES.items() if f.name in cls.settings]
+                problems.append(f"--{_flag(f.name)} does not apply to the {self.space} space (it belongs to the "
+                                f"{' and '.join(owners)} space{'s' if len(owners) > 1 else ''})")
+        return problems
+
 
 @dataclass
 class TrainConfig(Settings, LanguageModelSettings):
-    """Training an evaluation network from scratch (darts-facts section 3); defaults are the CIFAR-10 recipe."""
+    """Training an evaluation network from scratch (DARTS, arXiv:1806.09055, section 3.3 and appendix A.2); defaults are the CIFAR-10 recipe."""
 
     # architecture
     genotype: str = _f("DARTS_V2", "the cell: a published name, a search run directory, a genotype file or "
@@ -223,7 +246,7 @@ class TrainConfig(Settings, LanguageModelSettings):
     # data
     dataset: str = _f("cifar10", "dataset (folder/imagenet: ROOT/train/<class>/* and ROOT/val/<class>/*; ptb, "
                       "wikitext-2, text: word-level corpora for a language model)",
-                      ("cifar10", "cifar100", "folder", "imagenet", "synthetic", "sample", "ptb", "wikitext-2", "text"))
+                      IMAGE_DATASETS + ("imagenet",) + TEXT_DATASETS)
     data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder/imagenet: ROOT; "
                    "text corpora: the directory of their train/valid/test files)")
     download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
@@ -260,7 +283,7 @@ class TrainConfig(Settings, LanguageModelSettings):
     color_jitter: float = _f(0.0, "brightness, contrast and saturation jitter strength (imagenet)")
     hue: float = _f(0.0, "hue jitter, fraction of the colour circle (imagenet)")
     # speed
-    precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", ("fp32", "bf16"))
+    precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", PRECISIONS)
     channels_last: bool = _f(True, "NHWC layout for convs and pools (same function; 1.45x faster on CPU)")
     cuda_graphs: bool = _f(False, "capture the whole training step in a CUDA graph and replay it (CUDA only)")
     # run
@@ -311,17 +334,15 @@ class TrainConfig(Settings, LanguageModelSettings):
         return "imagenet" if self.dataset == "imagenet" else "cifar"
 
 
-TEXT_DATASETS = ("ptb", "wikitext-2", "text")
-
-
 def text_problems(c, recurrent: bool, what: str) -> list[str]:
     """The checks both settings classes make on a language-model configuration: text data goes with the recurrent
     model and the reverse, and dropout probabilities stay below 1."""
     problems = []
     if recurrent != (c.dataset in TEXT_DATASETS):
         problems.append(f"{what} reads a text corpus (--dataset {', '.join(TEXT_DATASETS)})" if recurrent else
-                        f"--dataset {c.dataset} is a text corpus: it needs a language model (search: --space "
-                        f"darts-rnn; train: a recurrent genotype, --network rnn)")
+                        f"--dataset {c.dataset} is a text corpus: it needs a language model (search: a text space, "
+                        f"--space {' or '.join(n for n, s in SPACES.items() if s.data_kind == 'text')}; train: a "
+                        f"recurrent genotype, --network rnn)")
     if recurrent:
         drops = {n: getattr(c, n) for n in ("dropout", "dropout_h", "dropout_x", "dropout_i", "dropout_e")}
         bad = [f"--{_flag(n)}" for n, v in drops.items() if not 0.0 <= v < 1.0]
@@ -347,6 +368,13 @@ def speed_label(r: dict) -> str:
     return " ".join(parts) if len(parts) > 1 else parts[0] + " eager"
 
 
+class Preset(NamedTuple):
+    """A named starting point: what it is (shown by `darts-nas presets` and at the start of a run) and its values."""
+
+    note: str
+    values: dict
+
+
 _NB201 = dict(dataset="cifar10", space="nb201", channels=16, cells_per_stage=5, epochs=50, batch_size=64, lr=0.025,
               lr_min=0.001, weight_decay=5e-4, arch_lr=3e-4, arch_weight_decay=1e-3)
 
@@ -356,54 +384,66 @@ _PTB = dict(dataset="ptb", space="darts-rnn", nodes=8, units=300, epochs=50, bat
             dropout=0.75, dropout_h=0.25, dropout_x=0.75, dropout_i=0.2, dropout_e=0.0, tar=1e-3, hessian_every=0,
             seed=3, log_every=10)
 
-PRESETS: dict[str, dict] = {
-    # DARTS paper, CIFAR-10, first order (section 3.1.1 / darts-facts section 2).
-    "darts-cifar10": dict(dataset="cifar10", order=1),
+PRESETS: dict[str, Preset] = {
+    # DARTS paper, CIFAR-10, first order (arXiv:1806.09055, section 3.1.1 and appendix A.1.1).
+    "darts-cifar10": Preset(
+        "DARTS first order on CIFAR-10: 50 epochs, batch 64, C=16, 8 cells, 25k/25k split",
+        dict(dataset="cifar10", order=1)),
     # The same with the second-order hypergradient (xi = eta) and the paper's finite difference.
-    "darts-cifar10-2nd": dict(dataset="cifar10", order=2, hvp="finite-difference"),
+    "darts-cifar10-2nd": Preset(
+        "DARTS second order (finite-difference Hessian-vector product) on CIFAR-10",
+        dict(dataset="cifar10", order=2, hvp="finite-difference")),
     # PC-DARTS (Xu et al., ICLR 2020), CIFAR-10: K=4, edge normalization, batch 256, lr 0.1, arch lr 6e-4, and
     # the alphas frozen for the first 15 of 50 epochs.
-    "pc-darts-cifar10": dict(dataset="cifar10", order=1, partial_channels=4, edge_normalization=True,
-                             batch_size=256, lr=0.1, lr_min=0.0, arch_lr=6e-4, arch_warmup_epochs=15),
-    # NAS-Bench-201 (darts-facts section 5): the common search setting of the benchmark's papers.
-    "darts-nb201": dict(_NB201, order=1),
-    "darts-nb201-2nd": dict(_NB201, order=2),
+    "pc-darts-cifar10": Preset(
+        "PC-DARTS on CIFAR-10: 1/4 of the channels per edge, edge normalization, batch 256, "
+        "alphas frozen for 15 epochs",
+        dict(dataset="cifar10", order=1, partial_channels=4, edge_normalization=True,
+                             batch_size=256, lr=0.1, lr_min=0.0, arch_lr=6e-4, arch_warmup_epochs=15)),
+    # NAS-Bench-201 (Dong and Yang, arXiv:2001.00326): the common search setting of the benchmark's papers.
+    "darts-nb201": Preset(
+        "first-order DARTS in the NAS-Bench-201 space (collapses to skip connections in the papers)",
+        dict(_NB201, order=1)),
+    "darts-nb201-2nd": Preset(
+        "second-order DARTS in the NAS-Bench-201 space",
+        dict(_NB201, order=2)),
     # Single-DARTS: weights and alphas on the same batch, sigmoid op weights, weight lr 0.005 (its paper's setting).
-    "single-darts-nb201": dict(_NB201, strategy="single-level", relaxation="sigmoid", lr=0.005),
+    "single-darts-nb201": Preset(
+        "Single-DARTS in the NAS-Bench-201 space: single-level, sigmoid, lr 0.005",
+        dict(_NB201, strategy="single-level", relaxation="sigmoid", lr=0.005)),
     # GDAS: hard Gumbel samples, one op per edge, first-order bilevel; tau 10 -> 0.1 linearly.
-    "gdas-nb201": dict(_NB201, relaxation="hard-gumbel", order=1, tau_max=10.0, tau_min=0.1),
+    "gdas-nb201": Preset(
+        "GDAS in the NAS-Bench-201 space: hard Gumbel, one op per edge, tau 10 -> 0.1",
+        dict(_NB201, relaxation="hard-gumbel", order=1, tau_max=10.0, tau_min=0.1)),
     # SNAS: Gumbel-softmax samples, one joint update; tau 1 -> 0.33 (common implementation values, not the paper's).
-    "snas-nb201": dict(_NB201, strategy="single-level", relaxation="gumbel", tau_max=1.0, tau_min=0.33),
+    "snas-nb201": Preset(
+        "SNAS in the NAS-Bench-201 space: Gumbel-softmax, single-level, tau 1 -> 0.33",
+        dict(_NB201, strategy="single-level", relaxation="gumbel", tau_max=1.0, tau_min=0.33)),
     # iDARTS: the implicit hypergradient, 2 Neumann terms, exact Hessian-vector products.
-    "idarts-nb201": dict(_NB201, strategy="implicit", neumann_terms=2, hvp="exact"),
+    "idarts-nb201": Preset(
+        "iDARTS in the NAS-Bench-201 space: implicit hypergradient, 2 Neumann terms",
+        dict(_NB201, strategy="implicit", neumann_terms=2, hvp="exact")),
     # Constrained bilevel: independent sigmoid op weights and an ADMM pull toward a discrete cell (rho ours).
-    "sigmoid-admm-nb201": dict(_NB201, relaxation="sigmoid", discretization="admm", discretization_weight=0.1),
+    "sigmoid-admm-nb201": Preset(
+        "sigmoid op weights with an ADMM discretization penalty in the NAS-Bench-201 space",
+        dict(_NB201, relaxation="sigmoid", discretization="admm", discretization_weight=0.1)),
     # sharpDARTS' schedule and regularization on the DARTS CNN space: Cosine Power Annealing (p = 10) and Max-W.
-    "sharpdarts-cifar10": dict(dataset="cifar10", lr_schedule="cosine-power", lr_power=10.0, max_w=True),
-    # DARTS recurrent search on Penn Treebank (section 3.1.2 / darts-facts section 4): 8 nodes, 300 units, batch
+    "sharpdarts-cifar10": Preset(
+        "DARTS CNN space with Cosine Power Annealing (p=10) and Max-W",
+        dict(dataset="cifar10", lr_schedule="cosine-power", lr_power=10.0, max_w=True)),
+    # DARTS recurrent search on Penn Treebank (arXiv:1806.09055, section 3.1.2 and appendix A.1.2): 8 nodes, 300 units, batch
     # 256, BPTT 35, SGD lr 20 without momentum, wd 5e-7, clip 0.25 (also inside the virtual step), alphas Adam 3e-3.
-    "darts-ptb": dict(_PTB, order=1),
-    "darts-ptb-2nd": dict(_PTB, order=2),
+    "darts-ptb": Preset(
+        "DARTS recurrent cell search on Penn Treebank, first order: 300 units, batch 256, BPTT 35, lr 20",
+        dict(_PTB, order=1)),
+    "darts-ptb-2nd": Preset(
+        "the same, second order (the paper's cell), the virtual step clipped at 0.25",
+        dict(_PTB, order=2)),
     # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
-    "demo": dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=4, order=1, out="runs/demo",
-                 log_every=4),
-}
-PRESET_NOTES = {
-    "darts-cifar10": "DARTS first order on CIFAR-10: 50 epochs, batch 64, C=16, 8 cells, 25k/25k split",
-    "darts-cifar10-2nd": "DARTS second order (finite-difference Hessian-vector product) on CIFAR-10",
-    "pc-darts-cifar10": "PC-DARTS on CIFAR-10: 1/4 of the channels per edge, edge normalization, batch 256, "
-                        "alphas frozen for 15 epochs",
-    "darts-nb201": "first-order DARTS in the NAS-Bench-201 space (collapses to skip connections in the papers)",
-    "darts-nb201-2nd": "second-order DARTS in the NAS-Bench-201 space",
-    "single-darts-nb201": "Single-DARTS in the NAS-Bench-201 space: single-level, sigmoid, lr 0.005",
-    "gdas-nb201": "GDAS in the NAS-Bench-201 space: hard Gumbel, one op per edge, tau 10 -> 0.1",
-    "snas-nb201": "SNAS in the NAS-Bench-201 space: Gumbel-softmax, single-level, tau 1 -> 0.33",
-    "idarts-nb201": "iDARTS in the NAS-Bench-201 space: implicit hypergradient, 2 Neumann terms",
-    "sigmoid-admm-nb201": "sigmoid op weights with an ADMM discretization penalty in the NAS-Bench-201 space",
-    "sharpdarts-cifar10": "DARTS CNN space with Cosine Power Annealing (p=10) and Max-W",
-    "darts-ptb": "DARTS recurrent cell search on Penn Treebank, first order: 300 units, batch 256, BPTT 35, lr 20",
-    "darts-ptb-2nd": "the same, second order (the paper's cell), the virtual step clipped at 0.25",
-    "demo": "short CPU demo on the bundled 1,000-image CIFAR-10 sample (not the paper's search)",
+    "demo": Preset(
+        "short CPU demo on the bundled 1,000-image CIFAR-10 sample (not the paper's search)",
+        dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=4, order=1, out="runs/demo",
+                 log_every=4)),
 }
 
 
@@ -412,52 +452,85 @@ _LM_EVAL = dict(network="rnn", genotype="DARTS_V2", epochs=8000, batch_size=64, 
                 dropout_i=0.2, dropout_e=0.1, tar=1e-3, nonmono=5, eval_batch_size=10, test_batch_size=1, seed=1267,
                 log_every=50)
 
-TRAIN_PRESETS: dict[str, dict] = {
-    # DARTS paper section 3.3 / darts-facts section 3: the TrainConfig defaults are this recipe.
-    "darts-cifar10-eval": dict(dataset="cifar10"),
-    "darts-cifar100-eval": dict(dataset="cifar100"),
+TRAIN_PRESETS: dict[str, Preset] = {
+    # DARTS paper (arXiv:1806.09055) section 3.3: the TrainConfig defaults are this recipe.
+    "darts-cifar10-eval": Preset(
+        "DARTS CIFAR-10 evaluation: 20 cells, C=36, 600 epochs, batch 96, cutout, drop-path 0.2, "
+        "auxiliary 0.4",
+        dict(dataset="cifar10")),
+    "darts-cifar100-eval": Preset(
+        "the same recipe on CIFAR-100",
+        dict(dataset="cifar100")),
     # Mobile setting. The published ImageNet recipe uses no drop-path and no cutout.
-    "darts-imagenet-eval": dict(dataset="imagenet", network="imagenet", image_size=224, channels=48, layers=14,
+    "darts-imagenet-eval": Preset(
+        "DARTS ImageNet mobile setting: 14 cells, C=48, 250 epochs, batch 128, lr 0.1 x0.97 per "
+        "epoch, label smoothing 0.1",
+        dict(dataset="imagenet", network="imagenet", image_size=224, channels=48, layers=14,
                                 epochs=250, batch_size=128, lr=0.1, lr_schedule="exponential", lr_decay=0.97,
                                 weight_decay=3e-5, label_smoothing=0.1, drop_path_prob=0.0, cutout=0,
-                                crop_padding=0, color_jitter=0.4, hue=0.2),
-    # DARTS recurrent evaluation (darts-facts section 4): SGD lr 20 until the validation loss stalls (non-monotone,
+                                crop_padding=0, color_jitter=0.4, hue=0.2)),
+    # DARTS recurrent evaluation (arXiv:1806.09055, section 3.2): SGD lr 20 until the validation loss stalls (non-monotone,
     # 5 epochs), then averaged SGD; the paper trains PTB for 1600+ epochs (test perplexity 56.1 with DARTS_V2).
-    "darts-ptb-eval": dict(_LM_EVAL, dataset="ptb", units=850, dropout_h=0.25, weight_decay=8e-7),
-    "darts-wt2-eval": dict(_LM_EVAL, dataset="wikitext-2", units=700, dropout_h=0.15, weight_decay=5e-7),
+    "darts-ptb-eval": Preset(
+        "DARTS recurrent language model on PTB: 850 units (23M parameters), SGD lr 20 then averaged "
+        "SGD, batch 64",
+        dict(_LM_EVAL, dataset="ptb", units=850, dropout_h=0.25, weight_decay=8e-7)),
+    "darts-wt2-eval": Preset(
+        "the same on WikiText-2: 700 units (33M parameters), hidden dropout 0.15, wd 5e-7",
+        dict(_LM_EVAL, dataset="wikitext-2", units=700, dropout_h=0.15, weight_decay=5e-7)),
     # A few CPU minutes on the bundled sample (800 train / 200 test images): NOT the paper's training.
-    "eval-demo": dict(dataset="sample", channels=16, layers=8, epochs=3, batch_size=32, out="runs/eval-demo",
-                      log_every=5),
-}
-TRAIN_PRESET_NOTES = {
-    "darts-cifar10-eval": "DARTS CIFAR-10 evaluation: 20 cells, C=36, 600 epochs, batch 96, cutout, drop-path 0.2, "
-                          "auxiliary 0.4",
-    "darts-cifar100-eval": "the same recipe on CIFAR-100",
-    "darts-imagenet-eval": "DARTS ImageNet mobile setting: 14 cells, C=48, 250 epochs, batch 128, lr 0.1 x0.97 per "
-                           "epoch, label smoothing 0.1",
-    "darts-ptb-eval": "DARTS recurrent language model on PTB: 850 units (23M parameters), SGD lr 20 then averaged "
-                      "SGD, batch 64",
-    "darts-wt2-eval": "the same on WikiText-2: 700 units (33M parameters), hidden dropout 0.15, wd 5e-7",
-    "eval-demo": "short CPU demo on the bundled CIFAR-10 sample (not the paper's training)",
+    "eval-demo": Preset(
+        "short CPU demo on the bundled CIFAR-10 sample (not the paper's training)",
+        dict(dataset="sample", channels=16, layers=8, epochs=3, batch_size=32, out="runs/eval-demo",
+                      log_every=5)),
 }
 
 
-def _preset(table: dict, cls, name: str | None, overrides: dict):
+def register_preset(name: str, note: str, values: dict, train: bool = False) -> None:
+    """Add a preset (a space's or a method's module may bring its own): one entry, its note and its values."""
+    (TRAIN_PRESETS if train else PRESETS)[name] = Preset(note, dict(values))
+
+
+def _preset(table: dict, cls, name: str | None, overrides: dict, config_file=None):
     values = {}
+    if name is not None and config_file is not None:
+        raise DartsNasError("give a preset or a --config file to start from, not both")
     if name is not None:
         if name not in table:
             raise DartsNasError(f"unknown preset {name!r} (known: {', '.join(table)})")
-        values.update(table[name])
+        values.update(table[name].values)
+    if config_file is not None:
+        values.update(read_config_file(config_file, cls))
     values.update(overrides)
     return cls.from_dict(values)
 
 
-def preset_config(name: str | None, **overrides) -> SearchConfig:
-    return _preset(PRESETS, SearchConfig, name, overrides)
+def read_config_file(path, cls) -> dict:
+    """The settings of a run's config.json (or any JSON object of settings), to repeat or vary that run. Its run
+    directory is not taken over: the new run gets its own unless --out says otherwise."""
+    p = Path(path).expanduser()
+    try:
+        values = json.loads(p.read_text())
+    except OSError as e:
+        raise DartsNasError(f"--config {p}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:
+        raise DartsNasError(f"--config {p}: not valid JSON ({e})") from None
+    if not isinstance(values, dict):
+        raise DartsNasError(f"--config {p}: expected a JSON object of settings (a run's config.json)")
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise DartsNasError(f"--config {p}: not {'a search' if cls is SearchConfig else 'a training'} config "
+                            f"(unknown settings: {', '.join(unknown[:5])})")
+    values.pop("out", None)
+    return values
 
 
-def train_preset_config(name: str | None, **overrides) -> TrainConfig:
-    return _preset(TRAIN_PRESETS, TrainConfig, name, overrides)
+def preset_config(name: str | None = None, config_file=None, **overrides) -> SearchConfig:
+    return _preset(PRESETS, SearchConfig, name, overrides, config_file)
+
+
+def train_preset_config(name: str | None = None, config_file=None, **overrides) -> TrainConfig:
+    return _preset(TRAIN_PRESETS, TrainConfig, name, overrides, config_file)
 
 
 def _flag(name: str) -> str:
@@ -476,8 +549,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=SearchConfig) -> N
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=f"{f.metadata['help']} (default {default})")
         else:
-            group.add_argument(flag, dest=f.name, type=kind, default=None, choices=f.metadata.get("choices"),
-                               metavar=f.name.upper() if not f.metadata.get("choices") else None,
+            choices = choices_of(f)
+            group.add_argument(flag, dest=f.name, type=kind, default=None, choices=choices,
+                               metavar=f.name.upper() if not choices else None,
                                help=f"{f.metadata['help']} (default {default})")
 
 

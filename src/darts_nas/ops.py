@@ -1,4 +1,4 @@
-"""Candidate operations of the DARTS CNN space (darts-facts section 1).
+"""Candidate operations of the DARTS CNN space (DARTS, arXiv:1806.09055, section 2.1).
 
 One implementation serves both the search supernet and the evaluation networks; they differ only in their
 BatchNorm: search uses ``affine=False`` and batch statistics (the architecture keeps changing, and a network

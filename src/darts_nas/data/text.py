@@ -26,6 +26,9 @@ TEXT_LAYOUTS: dict[str, tuple[str, str, str]] = {
     "text": ("train.txt", "valid.txt", "test.txt"),
 }
 SPLITS = ("train", "valid", "test")
+CORPORA: tuple[str, ...] = tuple(TEXT_LAYOUTS)  # the word-level corpora --dataset names
+# Vocabulary sizes of the corpora the papers use (for sizing their language models without the files).
+PAPER_VOCABULARIES = {"ptb": 10000, "wikitext-2": 33278}
 
 
 class Vocabulary:

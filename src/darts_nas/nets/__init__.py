@@ -7,8 +7,11 @@ for any genotype, and ``network_from_hparams`` rebuilds a saved one.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from ..errors import DartsNasError
-from ..genotype import PUBLISHED, Genotype, get_genotype, load_genotype
+from ..genotypes import PUBLISHED, Genotype, get_genotype, load_genotype
 from .cell import AuxiliaryHead, EvalCell, EvalNetwork, drop_path
 from .cifar import NetworkCIFAR
 from .imagenet import NetworkImageNet
@@ -22,7 +25,7 @@ DATASET_NETWORKS = {
 NETWORK_KINDS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet}
 
 __all__ = ["AuxiliaryHead", "DATASET_NETWORKS", "check_input_size", "model_dataset", "EvalCell", "EvalNetwork", "NetworkCIFAR", "NetworkImageNet",
-           "build_network", "create_model", "drop_path", "list_models", "network_from_hparams"]
+           "build_network", "create_model", "network_for_spec", "drop_path", "list_models", "network_from_hparams"]
 
 
 def check_input_size(kind: str, size: int) -> None:
@@ -35,7 +38,7 @@ def check_input_size(kind: str, size: int) -> None:
 
 
 def _as_genotype(genotype) -> Genotype:
-    return genotype if isinstance(genotype, Genotype) else load_genotype(genotype)
+    return genotype if isinstance(genotype, Genotype) else load_genotype(genotype, Genotype)
 
 
 def build_network(genotype, dataset: str = "cifar10", **kwargs) -> EvalNetwork:
@@ -81,6 +84,27 @@ def create_model(name: str, **kwargs) -> EvalNetwork:
         raise DartsNasError(f"unknown model {name!r}; known: {', '.join(sorted(names))}")
     genotype, dataset = names[key]
     return build_network(get_genotype(genotype), dataset, **kwargs)
+
+
+def network_for_spec(spec: str, dataset: str | None = None, channels=None, layers=None, num_classes=None):
+    """(network, dataset) for `darts-nas info`: a zoo name, a training run directory (the network it trained), or
+    any genotype spec in the paper's network of `dataset` (default cifar10)."""
+    kwargs = {k: v for k, v in dict(C=channels, layers=layers, num_classes=num_classes).items() if v is not None}
+    zoo_dataset = model_dataset(spec)
+    if zoo_dataset is not None:
+        if dataset is not None:
+            raise DartsNasError(f"{spec} is a model name that fixes its dataset; drop --dataset")
+        return create_model(spec, **kwargs), zoo_dataset
+    network_file = Path(spec).expanduser() / "network.json"
+    if dataset is None and not kwargs and network_file.is_file():  # a training run: the network it trained
+        try:
+            hparams = json.loads(network_file.read_text())["hparams"]
+            trained_on = json.loads((network_file.parent / "config.json").read_text())["dataset"]
+        except (OSError, ValueError, KeyError) as e:
+            raise DartsNasError(f"{network_file}: cannot read the run's network ({e})") from None
+        return network_from_hparams(hparams), trained_on
+    dataset = dataset or "cifar10"
+    return build_network(spec, dataset, **kwargs), dataset
 
 
 def network_from_hparams(hparams: dict) -> EvalNetwork:

@@ -1,4 +1,4 @@
-"""The evaluation cell built from a genotype, drop-path, and the auxiliary heads (darts-facts section 3).
+"""The evaluation cell built from a genotype, drop-path, and the auxiliary heads (DARTS, arXiv:1806.09055, section 3.3 and appendix A.2).
 
 The cell reuses the search space's ops (``ops.make_op(search=False)``: affine BN with running statistics, no BN
 after pooling), so a genotype means exactly the same ops in search and evaluation.

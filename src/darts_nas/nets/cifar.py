@@ -1,4 +1,4 @@
-"""The CIFAR evaluation network (DARTS section 3.3; darts-facts section 3): a 3x3 conv stem to 3C channels, `layers`
+"""The CIFAR evaluation network (DARTS, arXiv:1806.09055, section 3.3): a 3x3 conv stem to 3C channels, `layers`
 cells with reductions (channels doubled) at 1/3 and 2/3 depth, auxiliary head after cell 2*layers//3, global
 average pooling and a linear classifier. At C=36, 20 cells the channel trace is the paper's."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..genotype import Genotype
+from ..genotypes import Genotype
 from .cell import EvalNetwork
 
 

@@ -1,4 +1,4 @@
-"""The ImageNet evaluation network, mobile setting (DARTS section 3.3; darts-facts section 3): three stride-2 3x3
+"""The ImageNet evaluation network, mobile setting (DARTS, arXiv:1806.09055, section 3.3): three stride-2 3x3
 convs as the stem (224 -> 28), so the first cell sees a reduction before it; `layers` cells with reductions at 1/3
 and 2/3 depth; auxiliary head after cell 2*layers//3; global average pooling; linear classifier."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..genotype import Genotype
+from ..genotypes import Genotype
 from .cell import EvalNetwork
 
 

@@ -142,7 +142,7 @@ def genotype_label(spec: str) -> str:
 def write_training_start(run_dir: Path, config, network: dict, genotype) -> None:
     """The files a training run writes before its first epoch: config.json, network.json and the genotype."""
     from ..fileio import atomic_write_json
-    from ..genotype import save_genotype
+    from ..genotypes import save_genotype
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

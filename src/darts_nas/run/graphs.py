@@ -1,6 +1,6 @@
-"""Whole training steps replayed from CUDA graphs (issue 4, lever 1).
+"""Whole training steps replayed from CUDA graphs (docs/benchmarks.md, speed settings).
 
-About 70% of an eager search step on a GPU is launch and Python overhead (darts-facts section 9): replaying the
+About 70% of an eager search step on a GPU is launch and Python overhead (profiles of the original code): replaying the
 same kernels from one CUDA graph removes it. :class:`CapturedStep` turns any step function whose inputs are
 tensors of fixed shape into a replayed one:
 

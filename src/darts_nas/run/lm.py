@@ -25,18 +25,17 @@ from ..config import TrainConfig
 from ..data.text import Corpus, Vocabulary, batchify, bptt_windows, load_corpus, window
 from ..errors import DartsNasError
 from ..fileio import atomic_write_json
+from ..genotypes import RecurrentGenotype, load_recurrent_genotype
 from ..nets.rnn import RNNModel, activation_penalty, lm_cross_entropy, parameter_count
-from ..rnn_genotype import RecurrentGenotype, load_recurrent_genotype
-from ..spaces.darts_rnn import DartsRNNSearchModel
-from .checkpoint import BEST, CHECKPOINT, load_checkpoint, resolve_checkpoint, save_checkpoint
-from .common import (check_finite, epoch_seed, genotype_label, last_checkpoint_text, refuse_existing_run,
-                     resolve_device, restore_states, save_training_files, set_lr,
+from .checkpoint import (BEST, CHECKPOINT, LM_TRAIN_KIND, MODEL_KIND, load_checkpoint, resolve_checkpoint,
+                         save_checkpoint)
+from .common import (epoch_seed, genotype_label, resolve_device, restore_states, save_training_files, set_lr,
                      write_training_start)
 from .log import Progress, format_duration
-from .search import SearchRun
-from .train import MODEL_KIND
+from .loop import EpochRun
+from .search import SearchRun, build_search_model
 
-TRAIN_KIND = "darts-nas/train-lm"
+TRAIN_KIND = LM_TRAIN_KIND
 
 
 def perplexity(loss: float) -> float:
@@ -100,11 +99,7 @@ class LMSearchRun(SearchRun):
         self.steps = math.ceil((self.train_data.shape[0] - 1) / c.bptt)  # about: window lengths vary
 
     def build_model(self):
-        c = self.config
-        return DartsRNNSearchModel(len(self.corpus.vocab), units=c.units, steps=c.nodes, dropout=c.dropout,
-                                   dropout_h=c.dropout_h, dropout_x=c.dropout_x, dropout_i=c.dropout_i,
-                                   dropout_e=c.dropout_e, ar=c.ar, tar=c.tar, relaxation=c.relaxation,
-                                   max_w=c.max_w).use_precision(c.precision)
+        return build_search_model(self.config, vocab_size=len(self.corpus.vocab))
 
     def data_text(self) -> str:
         return (f"{self.config.dataset} (vocabulary {len(self.corpus.vocab):,}; {self.corpus.train.numel():,} "
@@ -142,7 +137,7 @@ class LMSearchRun(SearchRun):
             return loss
 
         loss = run_windows(step, windows, f"epoch {epoch + 1}/{c.epochs}", c.log_every, c.progress,
-                           lambda value, i: self._check_finite(value, epoch, i), self.device)
+                           lambda value, i: self.check_finite(value, epoch, i), self.device)
         set_lr(self.w_opt, lr)
         return {"train_loss": loss, "train_ppl": perplexity(loss)}
 
@@ -166,6 +161,20 @@ class LMSearchRun(SearchRun):
 def build_lm(c: TrainConfig, genotype: RecurrentGenotype, vocab_size: int) -> RNNModel:
     return RNNModel(genotype, vocab_size, units=c.units, dropout=c.dropout, dropout_h=c.dropout_h,
                     dropout_x=c.dropout_x, dropout_i=c.dropout_i, dropout_e=c.dropout_e)
+
+
+def language_model_for_info(spec, dataset: str, units: int | None = None):
+    """(model, genotype, units, vocabulary size, parameters) of the paper's language model for a recurrent
+    genotype on PTB or WikiText-2, sized without the corpus (its known vocabulary size)."""
+    from ..config import train_preset_config
+    from ..data.text import PAPER_VOCABULARIES
+
+    preset = {"ptb": "darts-ptb-eval", "wikitext-2": "darts-wt2-eval"}[dataset]
+    c = train_preset_config(preset, **({"units": units} if units else {}))
+    genotype = load_recurrent_genotype(spec)
+    vocab = PAPER_VOCABULARIES[dataset]
+    model = build_lm(c, genotype, vocab)
+    return model, genotype, c.units, vocab, parameter_count(model)
 
 
 def lm_loss(model: RNNModel, batch):
@@ -207,7 +216,7 @@ class LMTrainResult:
     final: dict | None = None
 
 
-class LMTrainRun:
+class LMTrainRun(EpochRun):
     """Training the evaluation language model of a recurrent genotype (DARTS section 3.2): SGD at a constant
     learning rate, switched once to averaged SGD when the validation loss stops improving (the non-monotone
     trigger), checkpoint every epoch, ``best.pt`` by validation perplexity. At the end the best model's validation
@@ -268,14 +277,11 @@ class LMTrainRun:
         self.history = list(state["history"])
         self.best = state.get("best")
 
-    def save(self, record: dict, improved: bool) -> None:
-        save_training_files(self.run_dir, self.model_file_state(record), self.state(), self.history, improved)
+    def save(self) -> None:
+        save_training_files(self.run_dir, self.model_file_state(self.history[-1]), self.state(), self.history,
+                            self.improved)
 
     # -- the loop --------------------------------------------------------------------------------------------
-    def _check_finite(self, value: float, epoch: int, step: int) -> None:
-        check_finite(value, "training loss", epoch, step, last_checkpoint_text(self.run_dir, self.epoch),
-                     "Lower --lr, or check the data.")
-
     def train_epoch(self, epoch: int) -> float:
         c, model, opt = self.config, self.model, self.optimizer
         torch.manual_seed(epoch_seed(c.seed, epoch, 2))  # dropout masks
@@ -300,7 +306,7 @@ class LMTrainRun:
             return loss.detach()
 
         loss = run_windows(step, windows, f"epoch {epoch + 1}/{c.epochs}", c.log_every, c.progress,
-                           lambda value, i: self._check_finite(value, epoch, i), self.device)
+                           lambda value, i: self.check_finite(value, epoch, i), self.device)
         set_lr(opt, c.lr)
         return loss
 
@@ -321,49 +327,46 @@ class LMTrainRun:
                 f"{len(self.corpus.vocab):,}, {self.corpus.train.numel():,} training tokens, batch {c.batch_size}, "
                 f"BPTT {c.bptt}; {self.device} -> {self.run_dir}")
 
-    def run(self, stop_after: int | None = None) -> LMTrainResult:
-        c = self.config
-        write_training_start(self.run_dir, c, {"hparams": self.model.hparams, "params": parameter_count(self.model)},
-                             self.genotype)
+    def begin(self) -> None:
+        write_training_start(self.run_dir, self.config, {"hparams": self.model.hparams,
+                                                         "params": parameter_count(self.model)}, self.genotype)
         self.echo(self.describe())
-        done_now = 0
-        while self.epoch < c.epochs:
-            if stop_after is not None and done_now >= stop_after:
-                break
-            epoch = self.epoch
-            t0 = time.perf_counter()
-            train_loss = self.train_epoch(epoch)
-            self._check_finite(train_loss, epoch, 0)
-            train_seconds = time.perf_counter() - t0
-            val_loss = self.evaluate(self.val_data)
-            record = {"epoch": epoch + 1, "lr": c.lr, "optimizer": "asgd" if self.averaging else "sgd",
-                      "train_loss": train_loss, "train_ppl": perplexity(train_loss), "val_loss": val_loss,
-                      "val_ppl": perplexity(val_loss), "train_seconds": round(train_seconds, 3),
-                      "tokens_per_s": round(self.corpus.train.numel() // c.batch_size * c.batch_size / train_seconds,
-                                            1)}
-            improved = self.best is None or val_loss < self.best["val_loss"]
-            if improved:
-                self.best = {"epoch": epoch + 1, "val_loss": val_loss, "val_ppl": perplexity(val_loss)}
-            previous = [h["val_loss"] for h in self.history]
-            switch = (not self.averaging and c.nonmono and len(previous) > c.nonmono
-                      and val_loss > min(previous[:-c.nonmono]))
-            record["seconds"] = round(time.perf_counter() - t0, 3)
-            self.history.append(record)
-            self.epoch = epoch + 1
-            self.save(record, improved)
-            done_now += 1
-            self.echo(f"epoch {epoch + 1:4d}/{c.epochs}  {record['optimizer']}  train loss {train_loss:.4f} ppl "
-                      f"{record['train_ppl']:8.2f}  val loss {val_loss:.4f} ppl {record['val_ppl']:8.2f}"
-                      f"{'  (best)' if improved else ''}  {format_duration(record['seconds'])} "
-                      f"({record['tokens_per_s']:.0f} tokens/s)")
-            if switch:
-                # From the next epoch on, averaged SGD (the state of plain SGD has nothing it needs).
-                self.optimizer = self._asgd()
-                self.history[-1]["switched_to_asgd"] = True
-                save_checkpoint(self.run_dir / CHECKPOINT, self.state())
-                self.echo(f"  validation loss {val_loss:.4f} is above the best before the last {c.nonmono} epochs: "
-                          "switching to averaged SGD")
-        finished = self.epoch >= c.epochs
+
+    def run_epoch(self, epoch: int) -> dict:
+        c = self.config
+        t0 = time.perf_counter()
+        train_loss = self.train_epoch(epoch)
+        self.check_finite(train_loss, epoch, 0)
+        train_seconds = time.perf_counter() - t0
+        val_loss = self.evaluate(self.val_data)
+        record = {"epoch": epoch + 1, "lr": c.lr, "optimizer": "asgd" if self.averaging else "sgd",
+                  "train_loss": train_loss, "train_ppl": perplexity(train_loss), "val_loss": val_loss,
+                  "val_ppl": perplexity(val_loss), "train_seconds": round(train_seconds, 3),
+                  "tokens_per_s": round(self.corpus.train.numel() // c.batch_size * c.batch_size / train_seconds, 1)}
+        self.improved = self.best is None or val_loss < self.best["val_loss"]
+        if self.improved:
+            self.best = {"epoch": epoch + 1, "val_loss": val_loss, "val_ppl": perplexity(val_loss)}
+        previous = [h["val_loss"] for h in self.history]
+        self.switch = (not self.averaging and c.nonmono and len(previous) > c.nonmono
+                       and val_loss > min(previous[:-c.nonmono]))
+        record["seconds"] = round(time.perf_counter() - t0, 3)
+        return record
+
+    def report(self, record: dict) -> None:
+        c = self.config
+        self.echo(f"epoch {record['epoch']:4d}/{c.epochs}  {record['optimizer']}  train loss {record['train_loss']:.4f} "
+                  f"ppl {record['train_ppl']:8.2f}  val loss {record['val_loss']:.4f} ppl {record['val_ppl']:8.2f}"
+                  f"{'  (best)' if self.improved else ''}  {format_duration(record['seconds'])} "
+                  f"({record['tokens_per_s']:.0f} tokens/s)")
+        if self.switch:
+            # From the next epoch on, averaged SGD (the state of plain SGD has nothing it needs).
+            self.optimizer = self._asgd()
+            self.history[-1]["switched_to_asgd"] = True
+            save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+            self.echo(f"  validation loss {record['val_loss']:.4f} is above the best before the last {c.nonmono} "
+                      "epochs: switching to averaged SGD")
+
+    def end(self, finished: bool) -> LMTrainResult:
         final = self.final_results() if finished else None
         return LMTrainResult(self.run_dir, self.epoch, finished, self.history, self.best, final)
 
@@ -375,11 +378,6 @@ class LMTrainRun:
         self.echo(f"best model (epoch {result['epoch']}): valid ppl {result['valid_ppl']:.2f}  test ppl "
                   f"{result['test_ppl']:.2f}")
         return result
-
-
-def start_lm_training(config: TrainConfig, run_dir, echo=print) -> LMTrainRun:
-    refuse_existing_run(run_dir, "train")
-    return LMTrainRun(config, run_dir, echo)
 
 
 def resume_lm_training(run_dir, state: dict, echo=print, **changes) -> LMTrainRun:

@@ -17,45 +17,30 @@ from ..config import SearchConfig, speed_label
 from ..data import DeviceLoader, load_dataset, read_split_file, search_split
 from ..errors import DartsNasError
 from ..fileio import atomic_write_json
-from ..genotype import save_genotype
-from ..spaces import DartsCNNSearchModel, NB201SearchModel, search_model_class
-from ..strategies import ArchRegularizer, alpha_hessian_eigenvalue, build_strategy
-from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .common import (NonFiniteLoss, check_finite, check_resume, cosine_lr, cosine_power_lr, epoch_generator,
-                     epoch_seed, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
+from ..genotypes import save_genotype
+from ..spaces import SearchData, get_space
+from ..strategies import ArchRegularizer, alpha_hessian_eigenvalue, strategy_from_config
+from .checkpoint import CHECKPOINT, SEARCH_KIND, load_checkpoint, save_checkpoint
+from .common import (NonFiniteLoss, cosine_lr, cosine_power_lr, epoch_generator, epoch_seed, make_sgd, resolve_device,
                      restore_states, run_epoch_steps, set_lr, write_metrics)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import format_duration, format_op_weights
+from .loop import EpochRun
 
-CHECKPOINT_KIND = "darts-nas/search"
-
-
-def build_search_model(config: SearchConfig, num_classes: int, in_channels: int):
-    if config.space == "nb201":
-        model = NB201SearchModel(C=config.channels, cells_per_stage=config.cells_per_stage, num_classes=num_classes,
-                                 in_channels=in_channels, relaxation=config.relaxation, max_w=config.max_w)
-    else:
-        model = DartsCNNSearchModel(C=config.channels, num_classes=num_classes, layers=config.layers,
-                                    steps=config.nodes, multiplier=config.nodes,
-                                    stem_multiplier=config.stem_multiplier, in_channels=in_channels,
-                                    relaxation=config.relaxation, partial_channels=config.partial_channels,
-                                    edge_normalization=config.edge_normalization, max_w=config.max_w)
-    return apply_speed_settings(model, config)
+CHECKPOINT_KIND = SEARCH_KIND
 
 
-def apply_speed_settings(model, config: SearchConfig):
-    """The settings that change how the search model is computed, not what (each tested equal to the default)."""
-    model = model.use_channels_last(config.channels_last).use_precision(config.precision)
-    if isinstance(model, DartsCNNSearchModel):
-        model = model.use_fused_ops(config.fuse_ops).use_cell_checkpointing(config.checkpoint_cells)
-    return model
+def build_search_model(config: SearchConfig, num_classes: int = 0, in_channels: int = 3, vocab_size: int = 0):
+    """The search model of `config.space` for data of that shape, with the config's execution settings."""
+    data = SearchData(num_classes=num_classes, in_channels=in_channels, vocab_size=vocab_size)
+    return get_space(config.space).from_config(config, data).apply_execution_settings(config)
 
 
 def search_model_from_checkpoint(path):
     """The search model of a search checkpoint (on the CPU), and the checkpoint itself."""
     state = load_checkpoint(path, kind=CHECKPOINT_KIND)
     try:
-        model = search_model_class(state.get("space", "darts-cnn"))(**state["model_hparams"])
+        model = get_space(state.get("space", "darts-cnn"))(**state["model_hparams"])
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, KeyError) as e:
         raise DartsNasError(f"{path}: the checkpoint does not hold a usable search model: "
@@ -96,9 +81,11 @@ class SearchResult:
     history: list
 
 
-class SearchRun:
-    """One search, from a fresh config or from a run directory's checkpoint. The image spaces' run; the recurrent
-    space's (:class:`darts_nas.run.lm.LMSearchRun`) replaces the data, the epoch and the metrics hooks."""
+class SearchRun(EpochRun):
+    """One search, from a fresh config or from a run directory's checkpoint. The image spaces' run; the text
+    spaces' (:class:`darts_nas.run.lm.LMSearchRun`) replaces the data, the epoch and the metrics hooks."""
+
+    nan_hint = "Lower --lr or --arch-lr, or check the data."
 
     def __init__(self, config: SearchConfig, run_dir, echo=print):
         self.config = config.validate()
@@ -113,9 +100,7 @@ class SearchRun:
         self.w_opt, self.a_opt = build_optimizers(self.model, config)
         self.regularizer = ArchRegularizer(config.resource_weight, config.discretization,
                                            config.discretization_weight)
-        self.strategy = build_strategy(config.strategy, order=config.order, hvp=config.hvp, r=config.fd_r,
-                                       neumann_terms=config.neumann_terms, regularizer=self.regularizer,
-                                       virtual_clip=config.virtual_step_clip)
+        self.strategy = strategy_from_config(config, self.regularizer)
         self.table = None
         if config.nb201_table:
             from ..nb201_table import NB201Table
@@ -150,7 +135,8 @@ class SearchRun:
                                 f"{config.batch_size}; lower --batch-size or use more data")
 
     def build_model(self):
-        return build_search_model(self.config, len(self.dataset.classes), self.dataset.images.shape[1])
+        return build_search_model(self.config, num_classes=len(self.dataset.classes),
+                                  in_channels=self.dataset.images.shape[1])
 
     def data_text(self) -> str:
         return (f"{self.config.dataset} ({len(self.dataset)} images, {len(self.train_loader)} for weights / "
@@ -246,33 +232,17 @@ class SearchRun:
         else:
             batches = ((train_batch, train_batch[1]) for train_batch in train_batches)
         loss, acc = run_epoch_steps(step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
-                                    c.log_every, c.progress, lambda loss, step: self._check_finite(loss, epoch, step))
+                                    c.log_every, c.progress, lambda loss, step: self.check_finite(loss, epoch, step))
         return {"train_loss": loss, "train_acc": acc}
-
-    def _check_finite(self, value: float, epoch: int, step: int) -> None:
-        check_finite(value, "training loss", epoch, step, self._last_checkpoint(),
-                     "Lower --lr or --arch-lr, or check the data.")
-
-    def _last_checkpoint(self) -> str:
-        return last_checkpoint_text(self.run_dir, self.epoch)
-
-    def alpha_lists(self) -> dict:
-        """Raw alphas and relaxed op weights as nested lists, for the JSON logs."""
-        out = {"alphas": {k: a.detach().cpu().tolist() for k, a in self.model.alphas.items()},
-               "op_weights": {k: w.detach().cpu().tolist() for k, w in self.model.probabilities().items()}}
-        if len(getattr(self.model, "betas", ())):
-            out["betas"] = {k: b.detach().cpu().tolist() for k, b in self.model.betas.items()}
-            out["edge_weights"] = {k: e.detach().cpu().tolist() for k, e in self.model.edge_weights().items()}
-        return out
 
     def collapse_signals(self, epoch: int, genotype) -> dict:
         """What shows a collapse as it happens: parameter-free ops in the derived cell, the dominant Hessian
-        eigenvalue of the validation loss in the alphas (every --hessian-every epochs), and with --nb201-table the
+        eigenvalue of the validation loss in the alphas (every --hessian-every epochs, and after the last), and with --nb201-table the
         benchmark accuracy of the cell."""
         c = self.config
         free = self.model.parameter_free_ops(genotype)
         out = {} if free is None else {"param_free_ops": free}
-        if c.hessian_every and (epoch + 1) % c.hessian_every == 0:
+        if c.hessian_every and ((epoch + 1) % c.hessian_every == 0 or epoch + 1 == c.epochs):
             batches = self.signal_batches(c.hessian_batches)
             g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 3))
             out["hessian_eigenvalue"] = alpha_hessian_eigenvalue(self.model, batches, c.hessian_iters, generator=g)
@@ -290,66 +260,62 @@ class SearchRun:
                     f"{c.stop_param_free}")
         return ""
 
-    def run(self, stop_after: int | None = None) -> SearchResult:
+    def begin(self) -> None:
         c = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.run_dir / "config.json", c.to_dict())
         n_w, n_a = (sum(p.numel() for p in ps) for ps in (self.model.weight_parameters(),
                                                            self.model.arch_parameters()))
-        how = c.strategy
-        if c.strategy == "bilevel":
-            how = f"bilevel order {c.order}" + (f" ({c.hvp})" if c.order == 2 else "")
-        elif c.strategy == "implicit":
-            how = f"implicit, {c.neumann_terms} Neumann terms ({c.hvp})"
-        self.echo(f"search: {c.space} space, {how}, {c.relaxation}{' + Max-W' if c.max_w else ''}; "
-                  f"{self.data_text()}, {self.device}{self.speed_text()}, {self.steps} steps/epoch, "
-                  f"{n_w / 1e6:.2f}M weights, {n_a} alphas -> {self.run_dir}")
+        self.echo(f"search: {c.space} space, {self.strategy.describe()}, {c.relaxation}"
+                  f"{' + Max-W' if c.max_w else ''}; {self.data_text()}, {self.device}{self.speed_text()}, "
+                  f"{self.steps} steps/epoch, {n_w / 1e6:.2f}M weights, {n_a} alphas -> {self.run_dir}")
         if self.stopped:
             self.echo(f"this search stopped early after epoch {self.epoch}: {self.stopped}")
-        done_now = 0
-        while self.epoch < c.epochs and not self.stopped:
-            if stop_after is not None and done_now >= stop_after:
-                break
-            epoch = self.epoch
-            lr = self.lr(epoch)
-            t0 = time.perf_counter()
-            metrics = self.train_epoch(epoch, lr)
-            self._check_finite(metrics["train_loss"], epoch, self.steps)
-            metrics.update(self.validate())
-            if not all(torch.isfinite(a).all() for a in self.model.arch_parameters()):
-                raise NonFiniteLoss(f"the alphas became NaN or infinite in epoch {epoch + 1}; the search stopped and "
-                                    f"{self._last_checkpoint()}. Lower --arch-lr.")
-            self.regularizer.update(self.model)
-            genotype = self.model.genotype()
-            signals = self.collapse_signals(epoch, genotype)
-            self.stopped = self.stop_reason(signals)
-            record = {
-                "epoch": epoch + 1, "lr": lr, **metrics, "seconds": round(time.perf_counter() - t0, 3),
-                "genotype": genotype.to_text(), **signals, **self.alpha_lists(),
-                **({"nb201": signals["nb201"].to_dict()} if "nb201" in signals else {}),
-            }
-            if self.model.relaxation.stochastic:
-                record["temperature"] = self.temperature(epoch)
-            if self.stopped:
-                record["stopped"] = self.stopped
-            self.history.append(record)
-            self.epoch = epoch + 1
-            self.save()
-            done_now += 1
-            self.echo(f"epoch {epoch + 1:3d}/{c.epochs}  lr {lr:.5f}  {self.metrics_text(record)}  "
-                      f"{format_duration(record['seconds'])}")
-            self.echo(f"  genotype: {genotype.to_text()}")
-            shown = ([f"{signals['param_free_ops']} parameter-free ops"] if "param_free_ops" in signals else []) + \
-                ([f"Hessian eigenvalue {signals['hessian_eigenvalue']:.4g}"] if "hessian_eigenvalue" in signals else [])
-            if shown:
-                self.echo(f"  collapse signals: {', '.join(shown)}")
-            if "nb201" in signals:
-                self.echo(f"  NAS-Bench-201: {signals['nb201'].to_text()}")
-            for cell, w in self.model.probabilities().items():
-                self.echo(f"  {cell:<6} op weights, mean over edges: {format_op_weights(self.model.primitives, w)}")
-            if self.stopped:
-                self.echo(f"stopping early: {self.stopped}")
-        finished = self.epoch >= c.epochs or bool(self.stopped)
+
+    def run_epoch(self, epoch: int) -> dict:
+        lr = self.lr(epoch)
+        t0 = time.perf_counter()
+        metrics = self.train_epoch(epoch, lr)
+        self.check_finite(metrics["train_loss"], epoch, self.steps)
+        metrics.update(self.validate())
+        if not all(torch.isfinite(a).all() for a in self.model.arch_parameters()):
+            raise NonFiniteLoss(f"the alphas became NaN or infinite in epoch {epoch + 1}; the search stopped and "
+                                f"{self.last_checkpoint()}. Lower --arch-lr.")
+        self.regularizer.update(self.model)
+        genotype = self.model.genotype()
+        t_signals = time.perf_counter()
+        signals = self.collapse_signals(epoch, genotype)
+        self.signal_seconds = time.perf_counter() - t_signals
+        self.last_signals = signals
+        self.stopped = self.stop_reason(signals)
+        record = {
+            "epoch": epoch + 1, "lr": lr, **metrics, "seconds": round(time.perf_counter() - t0, 3),
+            "genotype": genotype.to_text(), **signals,
+            **self.model.alpha_record(), **({"nb201": signals["nb201"].to_dict()} if "nb201" in signals else {}),
+        }
+        if self.model.relaxation.stochastic:
+            record["temperature"] = self.temperature(epoch)
+        if self.stopped:
+            record["stopped"] = self.stopped
+        return record
+
+    def report(self, record: dict) -> None:
+        self.echo(f"epoch {record['epoch']:3d}/{self.config.epochs}  lr {record['lr']:.5f}  "
+                  f"{self.metrics_text(record)}  {format_duration(record['seconds'])}")
+        self.echo(f"  genotype: {record['genotype']}")
+        shown = ([f"{record['param_free_ops']} parameter-free ops"] if "param_free_ops" in record else []) + \
+            ([f"Hessian eigenvalue {record['hessian_eigenvalue']:.4g}"] if "hessian_eigenvalue" in record else [])
+        if shown:
+            self.echo(f"  collapse signals: {', '.join(shown)} ({self.signal_seconds:.1f} s of the epoch's "
+                      f"{record['seconds']:.1f} s)")
+        if "nb201" in record:
+            self.echo(f"  NAS-Bench-201: {self.last_signals['nb201'].to_text()}")
+        for cell, w in self.model.probabilities().items():
+            self.echo(f"  {cell:<6} op weights, mean over edges: {format_op_weights(self.model.primitives, w)}")
+        if self.stopped:
+            self.echo(f"stopping early: {self.stopped}")
+
+    def end(self, finished: bool) -> SearchResult:
         genotype = self.model.genotype()
         if finished:
             self.write_final(genotype)
@@ -357,29 +323,5 @@ class SearchRun:
 
     def write_final(self, genotype) -> None:
         atomic_write_json(self.run_dir / "alphas.json", {"primitives": list(self.model.primitives),
-                                                         **self.alpha_lists()})
+                                                         **self.model.alpha_record()})
         save_genotype(genotype, self.run_dir)
-
-
-def search_run_class(config: SearchConfig):
-    if config.space == "darts-rnn":
-        from .lm import LMSearchRun
-        return LMSearchRun
-    return SearchRun
-
-
-def start_search(config: SearchConfig, run_dir, echo=print) -> SearchRun:
-    refuse_existing_run(run_dir, "search")
-    return search_run_class(config)(config, run_dir, echo)
-
-
-def resume_search(run_dir, echo=print, **changes) -> SearchRun:
-    """Rebuild a search from its run directory and continue from its last epoch checkpoint. `changes` may set only
-    common.RESUMABLE_CHANGES: anything else would make the continued run differ from the one recorded."""
-    run_dir = Path(run_dir)
-    check_resume(run_dir, changes)
-    state = load_checkpoint(run_dir, kind=CHECKPOINT_KIND)
-    config = SearchConfig.from_dict({**state["config"], **changes})
-    run = search_run_class(config)(config, run_dir, echo)
-    run.load_state(state)
-    return run

@@ -1,4 +1,4 @@
-"""Training an evaluation network from scratch (DARTS section 3.3; darts-facts section 3), and evaluating it.
+"""Training an evaluation network from scratch (DARTS, arXiv:1806.09055, section 3.3), and evaluating it.
 
 The loop: per epoch the learning rate (cosine to lr_min, or x decay per epoch) and the drop-path probability
 (linear from 0 to drop_path_prob: epoch e uses p * e / epochs) are set; each step minimizes cross-entropy plus
@@ -27,19 +27,19 @@ from ..data.dataset import subset_indices
 from ..data.folder import list_image_folder
 from ..data.stream import IMAGENET_MEAN, IMAGENET_STD, StreamingLoader
 from ..errors import DartsNasError
-from ..genotype import Genotype, load_genotype
+from ..genotypes import Genotype, load_genotype
 from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
 from ..nets.profile import profile_network
 from ..precision import autocast, full_precision
-from .checkpoint import CHECKPOINT, LAST, load_checkpoint, resolve_checkpoint
-from .common import (check_finite, check_resume, cosine_lr, epoch_generator, epoch_seed, exponential_lr,
-                     genotype_label, last_checkpoint_text, make_sgd, refuse_existing_run, resolve_device,
-                     restore_states, run_epoch_steps, save_training_files, set_lr, write_training_start)
+from .checkpoint import CHECKPOINT, LAST, MODEL_KIND, TRAIN_KIND, load_checkpoint, resolve_checkpoint
+from .common import (cosine_lr, epoch_generator, epoch_seed, exponential_lr, genotype_label, make_sgd,
+                     resolve_device, restore_states, run_epoch_steps, save_training_files, set_lr,
+                     write_training_start)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import Progress, format_duration
+from .loop import EpochRun
 
-CHECKPOINT_KIND = "darts-nas/train"
-MODEL_KIND = "darts-nas/model"
+CHECKPOINT_KIND = TRAIN_KIND
 SAMPLE_TEST = 200  # the bundled sample's last 200 images are its test split
 
 
@@ -237,8 +237,8 @@ def build_network_for(c: TrainConfig, genotype: Genotype, num_classes: int, in_c
                in_channels=in_channels)
 
 
-class TrainRun:
-    """One training run, from a fresh config or from a run directory's checkpoint."""
+class TrainRun(EpochRun):
+    """One training run of an image network, from a fresh config or from a run directory's checkpoint."""
 
     def __init__(self, config: TrainConfig, run_dir, echo=print, genotype: Genotype | None = None):
         self.config = c = config.validate()
@@ -247,7 +247,7 @@ class TrainRun:
         self.device = resolve_device(c.device)
         if c.cuda_graphs:
             require_cuda_graphs(self.device)
-        self.genotype = genotype if genotype is not None else load_genotype(c.genotype)
+        self.genotype = genotype if genotype is not None else load_genotype(c.genotype, Genotype)
         self.data = load_train_data(c, self.device)
         for note in self.data.notes:
             echo(f"note: {note}")
@@ -293,8 +293,9 @@ class TrainRun:
         self.history = list(state["history"])
         self.best = state.get("best")
 
-    def save(self, record: dict, improved: bool) -> None:
-        save_training_files(self.run_dir, self.model_file_state(record), self.state(), self.history, improved)
+    def save(self) -> None:
+        save_training_files(self.run_dir, self.model_file_state(self.history[-1]), self.state(), self.history,
+                            self.improved)
 
     # -- the loop --------------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> tuple[float, float]:
@@ -303,11 +304,7 @@ class TrainRun:
         torch.manual_seed(epoch_seed(c.seed, epoch, 2))  # drop-path masks
         batches = (((x, y), y) for x, y in self.data.train.epoch(epoch_generator(c.seed, epoch, 0, self.device)))
         return run_epoch_steps(self.step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
-                               c.log_every, c.progress, lambda loss, step: self._check_finite(loss, epoch, step))
-
-    def _check_finite(self, value: float, epoch: int, step: int) -> None:
-        check_finite(value, "training loss", epoch, step, last_checkpoint_text(self.run_dir, self.epoch),
-                     "Lower --lr, or check the data.")
+                               c.log_every, c.progress, lambda loss, step: self.check_finite(loss, epoch, step))
 
     def describe(self) -> str:
         c, p, d = self.config, self.profile, self.data
@@ -316,40 +313,36 @@ class TrainRun:
                 f"{p.multiply_adds / 1e6:.0f}M multiply-adds; {d.name}: {len(d.train)} train / {len(d.test)} test "
                 f"images; {self.device} ({speed_label(c.to_dict())}), {self.steps} steps/epoch -> {self.run_dir}")
 
-    def run(self, stop_after: int | None = None) -> TrainResult:
-        c = self.config
-        write_training_start(self.run_dir, c, {"hparams": self.model.hparams, **self.profile.to_dict()},
+    def begin(self) -> None:
+        write_training_start(self.run_dir, self.config, {"hparams": self.model.hparams, **self.profile.to_dict()},
                              self.genotype)
         self.echo(self.describe())
-        done_now = 0
-        while self.epoch < c.epochs:
-            if stop_after is not None and done_now >= stop_after:
-                break
-            epoch = self.epoch
-            lr, drop = self.lr_at(epoch), self.drop_path_at(epoch)
-            set_lr(self.optimizer, lr)
-            self.model.drop_path_prob = drop
-            t0 = time.perf_counter()
-            train_loss, train_acc = self.train_epoch(epoch)
-            self._check_finite(train_loss, epoch, self.steps)
-            train_seconds = time.perf_counter() - t0
-            record = {"epoch": epoch + 1, "lr": lr, "drop_path_prob": drop, "train_loss": train_loss,
-                      "train_acc": train_acc, "train_seconds": round(train_seconds, 3),
-                      "images_per_s": round(self.steps * c.batch_size / train_seconds, 2)}
-            last_epoch = epoch + 1 == c.epochs
-            if (epoch + 1) % c.eval_every == 0 or last_epoch:
-                test = evaluate_model(self.model, self.data.test, c.precision, progress=c.progress)
-                record.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"])
-            record["seconds"] = round(time.perf_counter() - t0, 3)
-            improved = "test_acc" in record and (self.best is None or record["test_acc"] > self.best["test_acc"])
-            if improved:
-                self.best = {"epoch": epoch + 1, "test_acc": record["test_acc"]}
-            self.history.append(record)
-            self.epoch = epoch + 1
-            self.save(record, improved)
-            done_now += 1
-            self.echo(self.epoch_line(record))
-        finished = self.epoch >= c.epochs
+
+    def run_epoch(self, epoch: int) -> dict:
+        c = self.config
+        lr, drop = self.lr_at(epoch), self.drop_path_at(epoch)
+        set_lr(self.optimizer, lr)
+        self.model.drop_path_prob = drop
+        t0 = time.perf_counter()
+        train_loss, train_acc = self.train_epoch(epoch)
+        self.check_finite(train_loss, epoch, self.steps)
+        train_seconds = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "lr": lr, "drop_path_prob": drop, "train_loss": train_loss,
+                  "train_acc": train_acc, "train_seconds": round(train_seconds, 3),
+                  "images_per_s": round(self.steps * c.batch_size / train_seconds, 2)}
+        if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
+            test = evaluate_model(self.model, self.data.test, c.precision, progress=c.progress)
+            record.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"])
+        record["seconds"] = round(time.perf_counter() - t0, 3)
+        self.improved = "test_acc" in record and (self.best is None or record["test_acc"] > self.best["test_acc"])
+        if self.improved:
+            self.best = {"epoch": epoch + 1, "test_acc": record["test_acc"]}
+        return record
+
+    def report(self, record: dict) -> None:
+        self.echo(self.epoch_line(record))
+
+    def end(self, finished: bool) -> TrainResult:
         return TrainResult(self.run_dir, self.epoch, finished, self.history, self.best)
 
     def epoch_line(self, r: dict) -> str:
@@ -363,27 +356,8 @@ class TrainRun:
         return line + f"  {format_duration(r['seconds'])} ({r['images_per_s']:.0f} img/s)"
 
 
-def start_training(config: TrainConfig, run_dir, echo=print):
-    """A training run of an image network, or of a language model for a recurrent configuration."""
-    refuse_existing_run(run_dir, "train")
-    if config.network_kind() == "rnn":
-        from .lm import LMTrainRun
-        return LMTrainRun(config, run_dir, echo)
-    return TrainRun(config, run_dir, echo)
-
-
-def resume_training(run_dir, echo=print, **changes):
-    """Continue a training run (an image network's or a language model's, by its checkpoint) from its last epoch
-    checkpoint, with its recorded settings and genotype."""
-    run_dir = Path(run_dir)
-    check_resume(run_dir, changes)
-    state = load_checkpoint(run_dir)
-    from .lm import TRAIN_KIND, resume_lm_training
-    if state["kind"] == TRAIN_KIND:
-        return resume_lm_training(run_dir, state, echo, **changes)
-    if state["kind"] != CHECKPOINT_KIND:
-        raise DartsNasError(f"{resolve_checkpoint(run_dir)} holds a {state['kind']!r} checkpoint, not a "
-                            f"{CHECKPOINT_KIND!r} one")
+def resume_image_training(run_dir, state: dict, echo=print, **changes) -> TrainRun:
+    """Continue an image network's training run from its loaded checkpoint `state` (dispatch checks and loads it)."""
     config = TrainConfig.from_dict({**state["config"], **changes})
     genotype = Genotype.from_dict(state["model_hparams"]["genotype"])
     run = TrainRun(config, run_dir, echo, genotype=genotype)
@@ -407,7 +381,7 @@ def load_network(path, genotype=None, map_location="cpu") -> tuple[EvalNetwork, 
                             f"last.pt, best.pt or checkpoint.pt)")
     hparams = dict(state["model_hparams"])
     if genotype is not None:
-        g = genotype if isinstance(genotype, Genotype) else load_genotype(genotype)
+        g = genotype if isinstance(genotype, Genotype) else load_genotype(genotype, Genotype)
         hparams["genotype"] = g.to_dict()
     model = network_from_hparams(hparams)
     try:

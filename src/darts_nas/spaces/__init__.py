@@ -1,8 +1,7 @@
-"""Search spaces.
+"""Search spaces, one class each, registered once.
 
-A search model (one per space, all built on :class:`~darts_nas.spaces.base.SearchModel`) is an ``nn.Module`` that
-holds the network weights and, apart from them, the architecture parameters (alphas), and offers what the
-strategies need and nothing more:
+A search space is a :class:`~darts_nas.spaces.base.SearchModel` subclass: an ``nn.Module`` that holds the network
+weights and, apart from them, the architecture parameters (alphas), and offers what the strategies need:
 
 - ``weight_parameters()`` / ``named_weight_parameters()`` and ``arch_parameters()``: two disjoint sets, each with
   its own optimizer;
@@ -13,24 +12,48 @@ strategies need and nothing more:
   objective, output)`` is what the weights' step minimizes (the loss plus any activation penalty);
 - ``op_weights()`` (the relaxed alphas of a forward pass), ``probabilities()`` (their deterministic form, for
   logs) and ``op_costs()`` (parameters per candidate op, for resource penalties);
-- ``genotype()``: the discrete architecture read off the current alphas, and ``parameter_free_ops(genotype)``.
+- ``genotype()``: the discrete architecture read off the current alphas, and ``parameter_free_ops(genotype)``;
+
+and what the plumbing needs: ``space``, ``data_kind``, ``genotype_type``, ``settings``, ``config_problems``,
+``from_config``, ``apply_execution_settings``, ``alpha_table`` and ``alpha_record``. The registry below drives
+construction, the command line's choices and checkpoint reload.
 """
 
+from __future__ import annotations
+
 from ..errors import DartsNasError
-from .base import PARAMETER_FREE, SearchModel
-from .darts_cnn import DartsCNNSearchModel, MixedOp, SearchCell, SearchNetwork
+from ..genotypes import NB201_PRIMITIVES, PARAMETER_FREE, NB201Arch
+from .base import SearchData, SearchModel
+from .darts_cnn import DartsCNNSearchModel, SearchCell, SearchNetwork
 from .darts_rnn import DartsRNNSearchModel
-from .nb201 import NB201_PRIMITIVES, NB201Arch, NB201SearchModel
+from .mixed import MixedOp
+from .nb201 import NB201SearchModel
 
-SPACES = {"darts-cnn": DartsCNNSearchModel, "nb201": NB201SearchModel, "darts-rnn": DartsRNNSearchModel}
+SPACES: dict[str, type[SearchModel]] = {}
 
 
-def search_model_class(space: str):
+def register_space(cls: type[SearchModel]) -> type[SearchModel]:
+    """Make a space known by its ``space`` name: to --space, the config checks, the runs and checkpoint reload.
+    Usable as a class decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, SearchModel)) or not cls.space:
+        raise DartsNasError(f"register_space: {cls!r} is not a SearchModel subclass with a space name")
+    if cls.data_kind not in ("images", "text"):
+        raise DartsNasError(f"register_space: {cls.space}: data_kind must be 'images' or 'text'")
+    SPACES[cls.space] = cls
+    return cls
+
+
+def get_space(name: str) -> type[SearchModel]:
     try:
-        return SPACES[space]
+        return SPACES[name]
     except KeyError:
-        raise DartsNasError(f"unknown search space {space!r} (known: {', '.join(SPACES)})") from None
+        raise DartsNasError(f"unknown search space {name!r} (known: {', '.join(SPACES)})") from None
 
 
-__all__ = ["DartsCNNSearchModel", "DartsRNNSearchModel", "MixedOp", "NB201Arch", "NB201SearchModel", "NB201_PRIMITIVES", "PARAMETER_FREE",
-           "SPACES", "SearchCell", "SearchModel", "SearchNetwork", "search_model_class"]
+for _space in (DartsCNNSearchModel, NB201SearchModel, DartsRNNSearchModel):
+    register_space(_space)
+
+
+__all__ = ["DartsCNNSearchModel", "DartsRNNSearchModel", "MixedOp", "NB201Arch", "NB201SearchModel",
+           "NB201_PRIMITIVES", "PARAMETER_FREE", "SPACES", "SearchCell", "SearchData", "SearchModel",
+           "SearchNetwork", "get_space", "register_space"]

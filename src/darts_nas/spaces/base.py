@@ -1,7 +1,14 @@
-"""What every search model shares: the relaxation of its alphas, the Gumbel temperature, Max-W, the weight/alpha
-split the strategies use, the loss, and the execution settings that do not change the function."""
+"""What every search space shares: the class a space implements (its settings, construction from a config, its
+genotype type and derivation, its alpha tables, its op costs) and what every search model does the same way (the
+relaxation of its alphas, the Gumbel temperature, Max-W, the weight/alpha split the strategies use, the loss, and
+the execution settings that do not change the function).
+
+A new space is one subclass of :class:`SearchModel` in its own module, registered once with
+:func:`darts_nas.spaces.register_space`; the config, the run loop and the command line ask it, never its name."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -12,16 +19,74 @@ from ..errors import DartsNasError
 from ..precision import PRECISIONS, autocast, full_precision
 from ..relaxation import get_relaxation, max_w
 
-# Ops without weights: a derived cell full of them is DARTS' collapse.
-PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
+
+@dataclass(frozen=True)
+class SearchData:
+    """What a space needs to know of the data to build its supernet: image classes and channels, or a corpus'
+    vocabulary size."""
+
+    num_classes: int = 0
+    in_channels: int = 3
+    vocab_size: int = 0
 
 
 class SearchModel(nn.Module):
-    """Base of the search models. A subclass builds ``self.net`` (the supernet, whose parameters are the weights)
-    and ``self.alphas`` (an ``nn.ParameterDict`` of ``[edges, ops]`` matrices), calls :meth:`init_search`, and
-    implements ``forward``, ``genotype`` and ``op_costs``."""
+    """Base of the search spaces. A subclass builds ``self.net`` (the supernet, whose parameters are the weights),
+    ``self.alphas`` (an ``nn.ParameterDict`` of ``[edges, ops]`` matrices), ``self.primitives`` and
+    ``self.hparams`` (its constructor's keyword arguments: checkpoints rebuild it from them), calls
+    :meth:`init_search`, and implements ``forward``, :meth:`from_config`, :meth:`genotype` and, when a resource
+    penalty makes sense, :meth:`op_costs`. The class attributes and classmethods below are what the plumbing asks.
+    """
 
-    space = ""
+    space = ""               # the registry name (--space)
+    data_kind = "images"     # the run that feeds it: "images" (batches (x, y)) or "text" (tokens, targets, hidden)
+    genotype_type = None     # the genotypes type it derives (darts_nas.genotypes)
+    # The space-specific settings of SearchConfig (fields marked ``space_setting``) this space reads; the others
+    # must keep their defaults, and the config says so in one line.
+    settings: frozenset = frozenset()
+
+    # -- what the plumbing asks of a space ----------------------------------------------------------------------
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        """Rules on a SearchConfig that belong to this space (beyond which settings it reads)."""
+        return []
+
+    @classmethod
+    def from_config(cls, config, data: SearchData) -> "SearchModel":  # pragma: no cover - abstract
+        """The search model a SearchConfig describes, for `data`."""
+        raise NotImplementedError
+
+    def apply_execution_settings(self, config) -> "SearchModel":
+        """The settings that change how the model computes, never what (each tested equal to the plain code)."""
+        return self.use_channels_last(config.channels_last).use_precision(config.precision)
+
+    def alpha_table(self) -> str:
+        """The derivation weights of every edge, one row per edge, for `derive --alphas`."""
+        lines = []
+        for name, w in self.derivation_weights().items():
+            lines.append(f"{name}:")
+            lines += [f"  edge {e}: " + "  ".join(f"{p} {v:.3f}" for p, v in zip(self.primitives, row))
+                      for e, row in enumerate(w.tolist())]
+        return "\n".join(lines)
+
+    def alpha_record(self) -> dict:
+        """Raw alphas and their deterministic op weights as nested lists, for metrics.jsonl and alphas.json."""
+        return {"alphas": {k: a.detach().cpu().tolist() for k, a in self.alphas.items()},
+                "op_weights": {k: w.detach().cpu().tolist() for k, w in self.probabilities().items()}}
+
+    @torch.no_grad()
+    def derivation_weights(self) -> dict[str, torch.Tensor]:
+        """The weights the derivation ranks: the relaxation's deterministic ones."""
+        return self.probabilities()
+
+    def genotype(self):  # pragma: no cover - abstract
+        """The discrete architecture read off the current alphas (an instance of ``genotype_type``)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def parameter_free_ops(genotype) -> int | None:
+        """How many of the genotype's ops have no weights (DARTS' collapse signal); None where it does not apply."""
+        return None
 
     def init_search(self, relaxation: str, use_max_w: bool) -> None:
         self.relaxation = get_relaxation(relaxation)

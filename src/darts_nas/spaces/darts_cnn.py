@@ -1,4 +1,4 @@
-"""The DARTS CNN search space (DARTS paper section 2.1-2.2; darts-facts section 1).
+"""The DARTS CNN search space (DARTS, arXiv:1806.09055, sections 2.1-2.2).
 
 The supernet is a pure function of (weights, op weights, x): the op weights are forward arguments, and the
 alphas live beside the network in :class:`DartsCNNSearchModel`, never inside it. Search-time BN uses batch
@@ -14,10 +14,11 @@ from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import DartsNasError
-from ..genotype import PRIMITIVES, Genotype, derive_genotype
-from ..ops import FactorizedReduce, ReLUConvBN, Zero, join_partial, make_op, split_partial
-from .base import PARAMETER_FREE, SearchModel, parameter_count_millions
+from ..genotypes import PARAMETER_FREE, PRIMITIVES, Genotype, derive_genotype
+from ..ops import FactorizedReduce, ReLUConvBN
+from .base import SearchData, SearchModel, parameter_count_millions
 from .fused import check_fusable, fused_nodes
+from .mixed import MixedOp
 
 
 def num_edges(steps: int) -> int:
@@ -25,62 +26,23 @@ def num_edges(steps: int) -> int:
     return sum(2 + i for i in range(steps))
 
 
-class MixedOp(nn.Module):
-    """sum_k w_k op_k(x) over the candidate ops of one edge (DARTS eq. 2).
-
-    `none` contributes w_none * 0 and is skipped: the value and every gradient are unchanged. The ReLU that
-    opens the conv ops is computed once per edge.
-
-    ``partial=K > 1`` is PC-DARTS' partial channel connection: only the first C/K channels go through the ops,
-    the rest bypass them (2x2 max-pooled on a reduction edge), and the two parts are channel-shuffled.
-
-    ``selected=k`` (GDAS' hard relaxation) evaluates op k alone, weighted by its (one-hot, straight-through)
-    weight. `make(name, C, stride)` builds each candidate op, so other spaces (NAS-Bench-201) reuse this class.
-    """
-
-    def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial: int = 1, make=None):
-        super().__init__()
-        self.stride = stride
-        self.partial = partial
-        self.ops = nn.ModuleList()
-        self.columns: list[int] = []  # column of the op weights each op reads
-        for k, name in enumerate(primitives):
-            if name == "none":
-                continue
-            self.ops.append(make(name, C // partial, stride) if make else make_op(name, C // partial, stride, True))
-            self.columns.append(k)
-        self.shared_relu = any(op.starts_with_relu for op in self.ops)
-        self.zero = Zero(stride)  # what a selected `none` outputs (GDAS)
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, selected: int | None = None) -> torch.Tensor:
-        if self.partial == 1:
-            return self.mixed(x, weights, selected)
-        part, bypass = split_partial(x, self.partial, self.stride)
-        return join_partial(self.mixed(part, weights, selected), bypass, self.partial)
-
-    def op_for_column(self, k: int) -> nn.Module | None:
-        """The op that reads column k of the op weights (None for `none`)."""
-        return self.ops[self.columns.index(k)] if k in self.columns else None
-
-    def mixed(self, x: torch.Tensor, weights: torch.Tensor, selected: int | None = None) -> torch.Tensor:
-        if selected is not None:
-            op = self.op_for_column(selected)
-            return weights[selected] * (self.zero if op is None else op)(x)  # `none`: zeros, still weighted for the gradient
-        relu_x = F.relu(x) if self.shared_relu else None
-        w = weights.unbind()
-        out = None
-        for k, op in zip(self.columns, self.ops):
-            y = op.body(relu_x) if op.starts_with_relu else op(x)
-            term = w[k] * y
-            out = term if out is None else out + term
-        return out
-
-
 def check_partial_channels(C: int, K: int) -> None:
     """PC-DARTS sends C/K channels through each edge's ops; a strided skip (FactorizedReduce) needs them even."""
     if K != 1 and (K < 1 or C % K or (C // K) % 2):
         raise DartsNasError(f"partial channels K={K} must divide C={C} into an even number of channels per edge "
                             "(--partial-channels, --channels)")
+
+
+def weight_table(primitives, weights, steps: int) -> str:
+    """One row per edge (node <- input state), one column per op."""
+    rows = weights.detach().cpu().tolist()
+    lines = ["edge      " + " ".join(f"{p[:12]:>12}" for p in primitives)]
+    e = 0
+    for i in range(steps):
+        for j in range(2 + i):
+            lines.append(f"{i + 2}<-{j:<6}" + " ".join(f"{w:>12.4f}" for w in rows[e]))
+            e += 1
+    return "\n".join(lines)
 
 
 def edge_weights(betas: torch.Tensor, steps: int) -> torch.Tensor:
@@ -205,6 +167,29 @@ class DartsCNNSearchModel(SearchModel):
     """
 
     space = "darts-cnn"
+    genotype_type = Genotype
+    settings = frozenset({"layers", "nodes", "stem_multiplier", "partial_channels", "edge_normalization",
+                          "fuse_ops", "checkpoint_cells", "channels_last", "cuda_graphs", "split_file",
+                          "resource_weight", "stop_param_free"})
+
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        try:
+            check_partial_channels(config.channels, config.partial_channels)
+        except DartsNasError as e:
+            return [str(e)]
+        return []
+
+    @classmethod
+    def from_config(cls, config, data: SearchData) -> "DartsCNNSearchModel":
+        return cls(C=config.channels, num_classes=data.num_classes, layers=config.layers, steps=config.nodes,
+                   multiplier=config.nodes, stem_multiplier=config.stem_multiplier, in_channels=data.in_channels,
+                   relaxation=config.relaxation, partial_channels=config.partial_channels,
+                   edge_normalization=config.edge_normalization, max_w=config.max_w)
+
+    def apply_execution_settings(self, config) -> "DartsCNNSearchModel":
+        return super().apply_execution_settings(config).use_fused_ops(config.fuse_ops).use_cell_checkpointing(
+            config.checkpoint_cells)
 
     def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=None, stem_multiplier=3, in_channels=3,
                  primitives=PRIMITIVES, relaxation="softmax", partial_channels=1, edge_normalization=False,
@@ -278,13 +263,25 @@ class DartsCNNSearchModel(SearchModel):
     # -- the discrete architecture ----------------------------------------------------------------------------
     @torch.no_grad()
     def derivation_weights(self) -> dict[str, torch.Tensor]:
-        """The relaxation's deterministic weights over all ops, including `none` (darts-facts section 1): softmax
+        """The relaxation's deterministic weights over all ops, including `none` (arXiv:1806.09055, section 2.4): softmax
         of the alphas (sigmoid for the independent relaxation). With edge normalization each edge's row is scaled
         by its edge weight, as PC-DARTS derives its cells."""
         w = self.probabilities()
         for name, e in self.edge_weights().items():
             w[name] = w[name] * e[:, None]
         return w
+
+    def alpha_table(self) -> str:
+        """Per cell type, softmax(alpha) of every edge (node <- input state), one column per op."""
+        return "\n".join(f"\n{cell} cell, softmax(alpha):\n{weight_table(self.primitives, w, self.steps)}"
+                         for cell, w in self.derivation_weights().items())
+
+    def alpha_record(self) -> dict:
+        out = super().alpha_record()
+        if len(self.betas):
+            out["betas"] = {k: b.detach().cpu().tolist() for k, b in self.betas.items()}
+            out["edge_weights"] = {k: e.detach().cpu().tolist() for k, e in self.edge_weights().items()}
+        return out
 
     def genotype(self) -> Genotype:
         """The derived cell (DARTS rule, see :func:`darts_nas.genotype.derive_cell`)."""

@@ -14,14 +14,45 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import DartsNasError
-from ..nets.rnn import RNNLanguageModel, SearchRecurrentCell, activation_penalty, lm_cross_entropy
+from ..nets.rnn import RNNLanguageModel, activation_penalty, lm_cross_entropy
 from ..precision import autocast
-from ..rnn_genotype import RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent
-from .base import SearchModel
+from ..genotypes import RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent
+from .base import SearchData, SearchModel
+from .rnn_cell import SearchRecurrentCell
 
 
 class DartsRNNSearchModel(SearchModel):
     space = "darts-rnn"
+    data_kind = "text"
+    genotype_type = RecurrentGenotype
+    settings = frozenset({"nodes", "units", "bptt", "max_seq_len_delta", "dropout", "dropout_h", "dropout_x",
+                          "dropout_i", "dropout_e", "ar", "tar"})
+
+    @classmethod
+    def config_problems(cls, config) -> list[str]:
+        if config.relaxation == "hard-gumbel":
+            return ["hard-gumbel is not offered in the recurrent space (use gumbel)"]
+        return []
+
+    @classmethod
+    def from_config(cls, config, data: SearchData) -> "DartsRNNSearchModel":
+        return cls(data.vocab_size, units=config.units, steps=config.nodes, dropout=config.dropout,
+                   dropout_h=config.dropout_h, dropout_x=config.dropout_x, dropout_i=config.dropout_i,
+                   dropout_e=config.dropout_e, ar=config.ar, tar=config.tar, relaxation=config.relaxation,
+                   max_w=config.max_w)
+
+    def apply_execution_settings(self, config) -> "DartsRNNSearchModel":
+        return self.use_precision(config.precision)  # no image layout here
+
+    def alpha_table(self) -> str:
+        """softmax(alpha) per node and input."""
+        rows, e, lines = self.derivation_weights()["recurrent"].tolist(), 0, []
+        for node in range(1, self.steps + 1):
+            for j in range(node):
+                lines.append(f"node {node} <- {j}: " + "  ".join(f"{p} {w:.3f}" for p, w in
+                                                                zip(self.primitives, rows[e])))
+                e += 1
+        return "\n".join(lines)
 
     def __init__(self, vocab_size: int, units: int = 300, steps: int = 8, dropout: float = 0.75,
                  dropout_h: float = 0.25, dropout_x: float = 0.75, dropout_i: float = 0.2, dropout_e: float = 0.0,
@@ -68,14 +99,7 @@ class DartsRNNSearchModel(SearchModel):
         raise DartsNasError("the recurrent ops of an edge share its matrix, so they all cost the same: the resource "
                             "penalty does not apply to the recurrent space")
 
-    @torch.no_grad()
-    def derivation_weights(self) -> dict[str, torch.Tensor]:
-        return self.probabilities()
-
     def genotype(self) -> RecurrentGenotype:
         return derive_recurrent(self.derivation_weights()["recurrent"], self.primitives, self.steps)
 
-    @staticmethod
-    def parameter_free_ops(genotype) -> None:
-        """Every recurrent op has its edge's matrix: none is parameter-free, so this signal does not apply."""
-        return None
+    # parameter_free_ops stays None: every recurrent op has its edge's matrix, so that signal does not apply.

@@ -1,5 +1,5 @@
 """A search cell computed state by state, every edge leaving a state and all their candidate ops batched into a
-few kernels (issue 4, lever 3). It reads the very parameters of the per-op modules, so it is the same function
+few kernels (docs/benchmarks.md, speed settings). It reads the very parameters of the per-op modules, so it is the same function
 (``SearchCell.forward`` with ``fused=False`` is the reference the tests compare it with); only the kernels change.
 
 For a state h with E out-edges (all of one stride), where the per-op code launches a few kernels per op and edge:

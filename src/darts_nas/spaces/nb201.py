@@ -1,4 +1,4 @@
-"""The NAS-Bench-201 search space (Dong and Yang, ICLR 2020; darts-facts section 5).
+"""The NAS-Bench-201 search space (Dong and Yang, ICLR 2020, arXiv:2001.00326).
 
 A cell has 4 nodes: node 0 is the cell input, node j the sum over i < j of op_{i->j}(node i), and node 3 the
 output: 6 edges, each one of ``none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3`` (nor_conv =
@@ -12,7 +12,6 @@ node 3; ``~i`` the input node). The derived cell is the strongest op of each edg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,73 +19,10 @@ from torch import nn
 
 from ..errors import DartsNasError
 from ..ops import Identity, Pool, ReLUConvBN
-from .base import PARAMETER_FREE, SearchModel, parameter_count_millions
-from .darts_cnn import MixedOp
+from .base import SearchData, SearchModel, parameter_count_millions
+from .mixed import MixedOp
 
-NB201_PRIMITIVES = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-# The edges in the order of the architecture string: (node, input node).
-NB201_EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
-
-
-@dataclass(frozen=True)
-class NB201Arch:
-    """One NAS-Bench-201 cell: the op of each edge, in :data:`NB201_EDGES` order."""
-
-    ops: tuple[str, ...]
-
-    def __post_init__(self):
-        ops = tuple(self.ops)
-        if len(ops) != len(NB201_EDGES):
-            raise DartsNasError(f"a NAS-Bench-201 cell has {len(NB201_EDGES)} edges, got {len(ops)} ops")
-        unknown = [op for op in ops if op not in NB201_PRIMITIVES]
-        if unknown:
-            raise DartsNasError(f"unknown NAS-Bench-201 op {unknown[0]!r} (known: {', '.join(NB201_PRIMITIVES)})")
-        object.__setattr__(self, "ops", ops)
-
-    def to_text(self) -> str:
-        nodes = []
-        for node in (1, 2, 3):
-            nodes.append("|".join(f"{op}~{i}" for (j, i), op in zip(NB201_EDGES, self.ops) if j == node))
-        return "|" + "|+|".join(nodes) + "|"
-
-    __str__ = to_text
-
-    @classmethod
-    def from_text(cls, text: str) -> "NB201Arch":
-        """Parse ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``; each node must list each of its inputs once (any
-        order)."""
-        s = str(text).strip()
-        parts = s.split("+")
-        if len(parts) != 3 or not all(p.startswith("|") and p.endswith("|") and len(p) > 2 for p in parts):
-            raise DartsNasError(f"not a NAS-Bench-201 architecture string: {s[:120]!r} (expected "
-                                "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
-        chosen = {}
-        for node, part in enumerate(parts, 1):
-            tokens = part[1:-1].split("|")
-            inputs = {}
-            for token in tokens:
-                op, sep, idx = token.partition("~")
-                if not sep or not idx.isdigit():
-                    raise DartsNasError(f"bad edge {token!r} in {s[:120]!r}: expected op~input")
-                inputs[int(idx)] = op
-            if sorted(inputs) != list(range(node)) or len(tokens) != node:
-                raise DartsNasError(f"node {node} of {s[:120]!r} must take inputs 0..{node - 1} once each")
-            for i, op in inputs.items():
-                chosen[(node, i)] = op
-        return cls(tuple(chosen[e] for e in NB201_EDGES))
-
-    def to_dict(self) -> dict:
-        return {"space": "nb201", "arch": self.to_text()}
-
-    @classmethod
-    def from_dict(cls, d) -> "NB201Arch":
-        if not isinstance(d, dict) or d.get("space") != "nb201" or "arch" not in d:
-            raise DartsNasError("not a NAS-Bench-201 genotype record (expected {\"space\": \"nb201\", \"arch\": ...})")
-        return cls.from_text(d["arch"])
-
-    def parameter_free_ops(self) -> int:
-        """Edges whose op has no weights (none, skip, pooling): 6 is the all-skip collapse."""
-        return sum(op in PARAMETER_FREE for op in self.ops)
+from ..genotypes.nb201 import NB201_EDGES, NB201_PRIMITIVES, NB201Arch
 
 
 def nb201_op(name: str, C: int, stride: int) -> nn.Module:
@@ -165,6 +101,18 @@ class NB201SearchModel(SearchModel):
     """The NAS-Bench-201 supernet and its one alpha matrix ``cell`` [6, 5], init 1e-3 N(0, 1)."""
 
     space = "nb201"
+    genotype_type = NB201Arch
+    settings = frozenset({"cells_per_stage", "channels_last", "cuda_graphs", "split_file", "resource_weight",
+                          "stop_param_free", "nb201_table"})
+
+    @classmethod
+    def from_config(cls, config, data: SearchData) -> "NB201SearchModel":
+        return cls(C=config.channels, cells_per_stage=config.cells_per_stage, num_classes=data.num_classes,
+                   in_channels=data.in_channels, relaxation=config.relaxation, max_w=config.max_w)
+
+    def alpha_table(self) -> str:
+        return "\n".join(f"edge {e}: " + "  ".join(f"{p} {w:.3f}" for p, w in zip(self.primitives, row))
+                         for e, row in enumerate(self.derivation_weights()["cell"].tolist()))
 
     def __init__(self, C=16, cells_per_stage=5, num_classes=10, in_channels=3, relaxation="softmax", max_w=False):
         super().__init__()
@@ -186,10 +134,6 @@ class NB201SearchModel(SearchModel):
         cost = torch.tensor([[sum(parameter_count_millions(c.edges[e].op_for_column(k)) for c in cells)
                               for k in range(len(self.primitives))] for e in range(len(NB201_EDGES))])
         return {"cell": cost.to(self.alphas["cell"].device)}
-
-    @torch.no_grad()
-    def derivation_weights(self) -> dict[str, torch.Tensor]:
-        return self.probabilities()
 
     def genotype(self) -> NB201Arch:
         """The strongest op of each edge (ties: the earlier op), `none` allowed, as NAS-Bench-201 derives cells."""

@@ -12,28 +12,31 @@ How the alphas become op weights (softmax, sigmoid, Gumbel) is the space's relax
 """
 
 from ..errors import DartsNasError
-from .bilevel import (AlternatingStep, Bilevel, alpha_step, architecture_gradient, hessian_vector_product, sgd_state, virtual_step,
+from .bilevel import (HVP_METHODS, AlternatingStep, Bilevel, alpha_step, architecture_gradient, hessian_vector_product, sgd_state, virtual_step,
                       weight_step)
 from .curvature import alpha_hessian_eigenvalue
 from .implicit import Implicit, implicit_gradient, neumann_inverse_hvp, weight_hessian_vector_product
 from .regularizers import DISCRETIZATIONS, ArchRegularizer
 from .single_level import SingleLevel
 
-STRATEGIES = ("bilevel", "single-level", "implicit")
+# Every strategy: ``from_config(config, regularizer)``, ``config_problems(config, relaxation)``, ``describe()``,
+# ``uses_val_batch`` and ``step(...)``, all going through weight_step / alpha_step. A new one is one more entry.
+STRATEGIES: dict[str, type] = {"bilevel": Bilevel, "single-level": SingleLevel, "implicit": Implicit}
 
 
-def build_strategy(name: str, *, order: int = 1, hvp: str = "finite-difference", r: float = 0.01,
-                   neumann_terms: int = 2, regularizer=None, virtual_clip: float = 0.0):
-    if name == "bilevel":
-        return Bilevel(order=order, hvp=hvp, r=r, regularizer=regularizer, virtual_clip=virtual_clip)
-    if name == "single-level":
-        return SingleLevel(regularizer=regularizer)
-    if name == "implicit":
-        return Implicit(terms=neumann_terms, hvp=hvp, r=r, regularizer=regularizer)
-    raise DartsNasError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+def get_strategy(name: str) -> type:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise DartsNasError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})") from None
 
 
-__all__ = ["AlternatingStep", "ArchRegularizer", "Bilevel", "DISCRETIZATIONS", "Implicit", "STRATEGIES", "SingleLevel",
-           "alpha_hessian_eigenvalue", "alpha_step", "architecture_gradient", "build_strategy",
-           "hessian_vector_product", "implicit_gradient", "neumann_inverse_hvp", "sgd_state", "virtual_step",
+def strategy_from_config(config, regularizer=None):
+    """The strategy a SearchConfig names, with its settings (and the alphas' penalty, if any)."""
+    return get_strategy(config.strategy).from_config(config, regularizer)
+
+
+__all__ = ["HVP_METHODS", "AlternatingStep", "ArchRegularizer", "Bilevel", "DISCRETIZATIONS", "Implicit", "STRATEGIES", "SingleLevel",
+           "alpha_hessian_eigenvalue", "alpha_step", "architecture_gradient", "get_strategy",
+           "hessian_vector_product", "implicit_gradient", "strategy_from_config", "neumann_inverse_hvp", "sgd_state", "virtual_step",
            "weight_hessian_vector_product", "weight_step"]

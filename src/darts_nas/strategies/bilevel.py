@@ -137,23 +137,28 @@ def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=
     return (grads, out.detach()) if with_output else grads
 
 
-def weight_step(model, train_batch, w_optimizer, grad_clip: float | None):
-    """The weights' step of every strategy: the gradient of the model's training objective (its loss plus any
-    activation regularizer), clipped, one optimizer step. Weights the forward did not use (ops GDAS did not
-    select) get no gradient and are left alone, as backward() would. Returns (loss, output), detached."""
+def weight_step(model, train_batch, w_optimizer, grad_clip: float | None, grads=None):
+    """The weights' step of every strategy, and the one place their gradients pass: the gradient of the model's
+    training objective (its loss plus any activation regularizer), clipped, one optimizer step. Weights the
+    forward did not use (ops GDAS did not select) get no gradient and are left alone, as backward() would.
+    Returns (loss, output), detached. A strategy that computed the gradients already (single-level, from one
+    backward with the alphas') hands them in as ``grads`` and gets None back."""
     weights = model.weight_parameters()
-    loss, objective, out = model.training_loss(train_batch)
-    for w, g in zip(weights, torch.autograd.grad(objective, weights, allow_unused=True)):
+    loss = out = None
+    if grads is None:
+        loss, objective, out = model.training_loss(train_batch)
+        grads = torch.autograd.grad(objective, weights, allow_unused=True)
+    for w, g in zip(weights, grads):
         w.grad = g
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
     w_optimizer.step()
-    return loss.detach(), out.detach()
+    return None if loss is None else (loss.detach(), out.detach())
 
 
 def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
-    """Step the alphas along `grads` plus the gradient of the regularizer's penalty (if any), which depends on
-    the alphas alone."""
+    """The alphas' step of every strategy, and the one place their gradients pass: along `grads` plus the gradient
+    of the regularizer's penalty (if any), which depends on the alphas alone."""
     alphas = model.arch_parameters()
     if regularizer is not None and regularizer.active:
         extra = torch.autograd.grad(regularizer.penalty(model), alphas, allow_unused=True)
@@ -197,6 +202,20 @@ class Bilevel(AlternatingStep):
 
     def __post_init__(self):
         check_settings(self.order, self.hvp)
+
+    @classmethod
+    def from_config(cls, config, regularizer=None) -> "Bilevel":
+        return cls(order=config.order, hvp=config.hvp, r=config.fd_r, regularizer=regularizer,
+                   virtual_clip=config.virtual_step_clip)
+
+    @staticmethod
+    def config_problems(config, relaxation) -> list[str]:
+        if relaxation.hard and config.order == 2:
+            return ["hard-gumbel (GDAS) evaluates one op per edge; use it with first-order bilevel or single-level"]
+        return []
+
+    def describe(self) -> str:
+        return f"bilevel order {self.order}" + (f" ({self.hvp})" if self.order == 2 else "")
 
     def alpha_gradient(self, model, train_batch, val_batch, w_optimizer, lr):
         momentum, weight_decay, buffers = (sgd_state(w_optimizer, model.weight_parameters()) if self.order == 2

@@ -99,6 +99,19 @@ class Implicit(AlternatingStep):
         if self.terms < 1:
             raise DartsNasError(f"--neumann-terms must be at least 1, got {self.terms}")
 
+    @classmethod
+    def from_config(cls, config, regularizer=None) -> "Implicit":
+        return cls(terms=config.neumann_terms, hvp=config.hvp, r=config.fd_r, regularizer=regularizer)
+
+    @staticmethod
+    def config_problems(config, relaxation) -> list[str]:
+        if relaxation.hard:
+            return ["hard-gumbel (GDAS) evaluates one op per edge; use it with first-order bilevel or single-level"]
+        return []
+
+    def describe(self) -> str:
+        return f"implicit, {self.terms} Neumann terms ({self.hvp})"
+
     def alpha_gradient(self, model, train_batch, val_batch, w_optimizer, lr):
         return implicit_gradient(model, train_batch, val_batch, eta=lr, terms=self.terms,
                                  weight_decay=w_optimizer.param_groups[0].get("weight_decay", 0.0), hvp=self.hvp,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .bilevel import weight_step
+from .bilevel import alpha_step, weight_step
 
 
 @dataclass
@@ -23,6 +23,17 @@ class SingleLevel:
     name = "single-level"
     uses_val_batch = False
 
+    @classmethod
+    def from_config(cls, config, regularizer=None) -> "SingleLevel":
+        return cls(regularizer=regularizer)
+
+    @staticmethod
+    def config_problems(config, relaxation) -> list[str]:
+        return []
+
+    def describe(self) -> str:
+        return "single-level"
+
     def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
              update_alphas: bool = True):
         """One step on `train_batch` (`val_batch` is ignored); returns (training loss, output, None), detached."""
@@ -30,13 +41,7 @@ class SingleLevel:
             return (*weight_step(model, train_batch, w_optimizer, grad_clip), None)
         weights, alphas = model.weight_parameters(), model.arch_parameters()
         loss, objective, out = model.training_loss(train_batch)
-        if self.regularizer is not None and self.regularizer.active:
-            objective = objective + self.regularizer.penalty(model)
         grads = torch.autograd.grad(objective, [*weights, *alphas], allow_unused=True)
-        for p, g in zip([*weights, *alphas], grads):
-            p.grad = g
-        if grad_clip:
-            torch.nn.utils.clip_grad_norm_(weights, grad_clip, foreach=True)
-        w_optimizer.step()
-        a_optimizer.step()
+        weight_step(model, None, w_optimizer, grad_clip, grads=grads[:len(weights)])
+        alpha_step(model, grads[len(weights):], a_optimizer, self.regularizer)
         return loss.detach(), out.detach(), None

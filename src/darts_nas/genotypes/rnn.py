@@ -1,4 +1,4 @@
-"""Recurrent cells (the DARTS RNN space): the genotype, its paper format, the published cells, and the derivation.
+"""Recurrent cells (the DARTS RNN space, arXiv:1806.09055 section 2.1): the genotype, its paper format, the published cells, and the derivation.
 
 A recurrent genotype lists, for intermediate nodes 1..N, one ``(activation, predecessor)`` pair each: node i reads
 state j < i (0 is the cell's first state s0, computed from x_t and h_{t-1}) through its own weight matrix and the
@@ -10,15 +10,14 @@ same code-free literal parser as the CNN genotypes) and writes back.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from .errors import DartsNasError
-from .genotype import _is_int, _short, literal_fields
+from ..errors import DartsNasError
+from .text import _is_int, _short, literal_fields, read_text_file, spec_string
 
 # Column order of the recurrent alphas; "none" is a search-only candidate.
 RNN_PRIMITIVES: tuple[str, ...] = ("none", "tanh", "relu", "sigmoid", "identity")
@@ -28,6 +27,14 @@ _FIELDS = ("recurrent", "concat")
 
 @dataclass(frozen=True)
 class RecurrentGenotype:
+
+    space = "darts-rnn"  # the search space whose cells this type describes (the "space" key of its JSON form)
+
+    @staticmethod
+    def load(spec) -> "RecurrentGenotype":
+        """A published name, a run directory, a genotype file, or pasted text, as this type."""
+        return load_recurrent_genotype(spec)
+
     recurrent: tuple[tuple[str, int], ...]
     concat: tuple[int, ...]
 
@@ -133,10 +140,7 @@ _BY_KEY = {k.lower(): k for k in RECURRENT_PUBLISHED}
 
 
 def _load_file(path: Path) -> RecurrentGenotype:
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DartsNasError(f"{path}: cannot read genotype file ({e})") from None
+    content = read_text_file(path)
     try:
         if path.suffix.lower() == ".json" or content.lstrip().startswith("{"):
             try:
@@ -152,9 +156,7 @@ def load_recurrent_genotype(spec) -> RecurrentGenotype:
     """A published name (DARTS_V1, DARTS_V2, ENAS), a search run directory, a genotype file, or paper text."""
     if isinstance(spec, RecurrentGenotype):
         return spec
-    if isinstance(spec, os.PathLike):
-        spec = os.fspath(spec)
-    s = str(spec).strip()
+    s = spec_string(spec)
     if not s:
         raise DartsNasError(f"empty genotype (give {', '.join(RECURRENT_PUBLISHED)}, a search run directory, a "
                             "genotype file or Genotype(recurrent=..., concat=...) text)")

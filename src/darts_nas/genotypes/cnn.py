@@ -1,4 +1,4 @@
-"""Discrete cell architectures (genotypes) of the DARTS CNN space.
+"""Discrete cell architectures (genotypes) of the DARTS CNN space (Liu, Simonyan and Yang, arXiv:1806.09055).
 
 A genotype is what a search produces and what an evaluation network is built from. Users copy genotypes out of
 papers and logs as text (``Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), ...)``), so this
@@ -8,9 +8,7 @@ ships the published cells, and derives a genotype from relaxed op weights with t
 
 from __future__ import annotations
 
-import ast
 import json
-import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +16,12 @@ from typing import Any, Sequence
 
 import torch
 
-from .errors import DartsNasError
-from .fileio import atomic_write_text
+from ..errors import DartsNasError
+from .text import _is_int, _short, existing_path, literal_fields, read_text_file, spec_string
 
 __all__ = [
     "PRIMITIVES", "CNN_OPS", "Genotype", "parse_genotype", "literal_fields", "derive_cell", "derive_genotype",
-    "PUBLISHED", "get_genotype", "load_genotype", "save_genotype",
+    "PUBLISHED", "get_genotype", "load_cnn_genotype", "PARAMETER_FREE",
     "DARTS_V1", "DARTS_V2", "DARTS", "NASNet", "AmoebaNet", "PC_DARTS", "PDARTS",
 ]
 
@@ -34,24 +32,15 @@ PRIMITIVES: tuple[str, ...] = (
 )
 # Ops an evaluation cell may use: the search ops without the zero op, plus the two NASNet/AmoebaNet-only ops.
 CNN_OPS: tuple[str, ...] = PRIMITIVES[1:] + ("sep_conv_7x7", "conv_7x1_1x7")
+# Ops without weights: a derived cell full of them is DARTS' collapse.
+PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
 
 _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
-_TEXT_LIMIT = 120  # how much of an offending snippet an error message quotes
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------------------------
-def _is_int(x: Any) -> bool:
-    """True for real integers; bool is excluded because ``True`` as an input index is always a typo."""
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _short(x: Any) -> str:
-    s = repr(x)
-    return s if len(s) <= _TEXT_LIMIT else s[:_TEXT_LIMIT] + "..."
-
-
 def _normalize_cell(name: str, cell: Any) -> tuple[tuple[str, int], ...]:
     """Check one cell's edge list and return it as a tuple of (op, input) pairs.
 
@@ -136,6 +125,13 @@ class Genotype:
     of deep inside network construction.
     """
 
+    space = "darts-cnn"  # the search space whose cells this type describes (the "space" key of its JSON form)
+
+    @staticmethod
+    def load(spec) -> "Genotype":
+        """A published name, a run directory, a genotype file, or pasted text, as this type."""
+        return load_cnn_genotype(spec)
+
     normal: tuple[tuple[str, int], ...]
     normal_concat: tuple[int, ...]
     reduce: tuple[tuple[str, int], ...]
@@ -202,137 +198,7 @@ def _check_field_names(where: str, keys) -> None:
 
 # ----------------------------------------------------------------------------------------------------------------
 # safe text parsing
-# ----------------------------------------------------------------------------------------------------------------
-_NODE_NAMES = {
-    ast.BinOp: "arithmetic", ast.BoolOp: "a boolean expression", ast.Compare: "a comparison",
-    ast.Lambda: "a lambda", ast.JoinedStr: "an f-string", ast.FormattedValue: "an f-string",
-    ast.Dict: "a dict", ast.Set: "a set", ast.ListComp: "a comprehension", ast.SetComp: "a comprehension",
-    ast.DictComp: "a comprehension", ast.GeneratorExp: "a generator expression", ast.Subscript: "subscripting",
-    ast.Attribute: "an attribute access", ast.Starred: "unpacking (*)", ast.IfExp: "a conditional expression",
-    ast.NamedExpr: "an assignment expression", ast.Await: "await", ast.Yield: "yield", ast.YieldFrom: "yield",
-    ast.Slice: "a slice",
-}
 
-
-def _not_allowed(text: str, node: ast.AST, what: str | None = None) -> DartsNasError:
-    if what is None:
-        what = _NODE_NAMES.get(type(node), type(node).__name__)
-    seg = ast.get_source_segment(text, node) or ""
-    if len(seg) > _TEXT_LIMIT:
-        seg = seg[:_TEXT_LIMIT] + "..."
-    where = f" `{seg}`" if seg else ""
-    return DartsNasError(f"genotype text: {what}{where} is not allowed "
-                         f"(only lists, tuples, strings, ints and range(a, b))")
-
-
-def _call_name(func: ast.AST) -> str | None:
-    """Dotted name of a call target made of names and attributes only (nothing is evaluated)."""
-    parts = []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if not isinstance(func, ast.Name):
-        return None
-    parts.append(func.id)
-    return ".".join(reversed(parts))
-
-
-def _int_literal(node: ast.AST) -> int | None:
-    """An int constant, optionally signed (``-1`` is a UnaryOp in the AST); None if it is anything else."""
-    sign = 1
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        sign = -1 if isinstance(node.op, ast.USub) else 1
-        node = node.operand
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        return sign * node.value
-    return None
-
-
-def _literal(text: str, node: ast.AST) -> Any:
-    """Convert a whitelisted AST node to a Python value; anything else is rejected, never evaluated."""
-    if isinstance(node, ast.Constant):
-        if isinstance(node.value, str) or type(node.value) is int:
-            return node.value
-        raise _not_allowed(text, node, f"the constant {node.value!r}")
-    if isinstance(node, ast.UnaryOp):
-        v = _int_literal(node)
-        if v is None:
-            raise _not_allowed(text, node, "an operator")
-        return v
-    if isinstance(node, ast.List):
-        return [_literal(text, e) for e in node.elts]
-    if isinstance(node, ast.Tuple):
-        return tuple(_literal(text, e) for e in node.elts)
-    if isinstance(node, ast.Call):
-        name = _call_name(node.func)
-        if name != "range":
-            label = f"a call to {name!r}" if name else "a call"
-            raise _not_allowed(text, node, label)
-        if node.keywords or not 1 <= len(node.args) <= 2:
-            raise _not_allowed(text, node, "range with other than 1 or 2 positional int arguments")
-        bounds = [_int_literal(a) for a in node.args]
-        if any(b is None for b in bounds):
-            raise _not_allowed(text, node, "range with non-int-constant arguments")
-        return range(*bounds)
-    if isinstance(node, ast.Name):
-        raise _not_allowed(text, node, f"the name {node.id!r}")
-    raise _not_allowed(text, node)
-
-
-def literal_fields(text: str, type_name: str = "Genotype") -> dict:
-    """Keyword fields of ``type_name(...)`` text as plain Python values (lists, tuples, str, int, range).
-
-    Shared by every search space's genotype format. The text is parsed to an AST and only literal nodes are
-    accepted, so pasting hostile text cannot run code. An optional ``NAME = `` prefix (as in the papers' source
-    files) is allowed.
-    """
-    if not isinstance(text, str):
-        raise DartsNasError(f"genotype text: expected a string, got {type(text).__name__}")
-    src = text.strip()
-    if not src:
-        raise DartsNasError("malformed genotype text: empty")
-    try:
-        tree = ast.parse(src, mode="exec")
-    except SyntaxError as e:
-        pos = f" (line {e.lineno}, column {e.offset})" if e.lineno else ""
-        raise DartsNasError(f"malformed genotype text: {e.msg}{pos}") from None
-    except (ValueError, RecursionError, MemoryError) as e:
-        raise DartsNasError(f"malformed genotype text: {e}") from None
-
-    if len(tree.body) != 1:
-        raise DartsNasError(f"genotype text: expected a single {type_name}(...) expression, "
-                            f"got {len(tree.body)} statements")
-    stmt = tree.body[0]
-    if isinstance(stmt, ast.Expr):
-        call = stmt.value
-    elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-        call = stmt.value
-    else:
-        raise DartsNasError(f"genotype text: expected {type_name}(...) or NAME = {type_name}(...), "
-                            f"got a {type(stmt).__name__} statement")
-
-    if not isinstance(call, ast.Call):
-        raise _not_allowed(src, call, f"{_NODE_NAMES.get(type(call), type(call).__name__)} "
-                                      f"where {type_name}(...) was expected;")
-    name = _call_name(call.func)
-    if name is None or name.split(".")[-1] != type_name:
-        label = f"a call to {name!r}" if name else "a call"
-        raise _not_allowed(src, call, f"{label} where {type_name}(...) was expected;")
-    if call.args:
-        raise DartsNasError(f"genotype text: {type_name}(...) takes keyword arguments only, got "
-                            f"{len(call.args)} positional argument(s) "
-                            f"(`{(ast.get_source_segment(src, call.args[0]) or '')[:_TEXT_LIMIT]}`)")
-    fields: dict[str, Any] = {}
-    for kw in call.keywords:
-        if kw.arg is None:
-            raise _not_allowed(src, kw.value, "**-unpacking")
-        if kw.arg in fields:
-            raise DartsNasError(f"genotype text: keyword {kw.arg!r} given twice")
-        try:
-            fields[kw.arg] = _literal(src, kw.value)
-        except RecursionError:
-            raise DartsNasError("malformed genotype text: nested too deeply") from None
-    return fields
 
 
 def parse_genotype(text: str) -> Genotype:
@@ -488,18 +354,14 @@ def get_genotype(name: str) -> Genotype:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # files
 # ----------------------------------------------------------------------------------------------------------------
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DartsNasError(f"{path}: cannot read genotype file ({e})") from None
-
-
 def _load_file(path: Path) -> Genotype:
     """A .json file (dict form) or a text file (paper format; JSON content is recognized too)."""
-    content = _read_text(path)
+    content = read_text_file(path)
     try:
         if path.suffix.lower() == ".json" or content.lstrip().startswith("{"):
             try:
@@ -518,32 +380,23 @@ def _load_file(path: Path) -> Genotype:
         raise DartsNasError(f"{path}: {e}") from None
 
 
-def _existing(spec: str) -> Path | None:
-    try:
-        p = Path(spec).expanduser()
-        return p if p.exists() else None
-    except (OSError, ValueError, RuntimeError):
-        return None
 
-
-def load_genotype(spec: str) -> Genotype:
+def load_cnn_genotype(spec) -> Genotype:
     """One entry point for every way a user names an architecture on the command line.
 
     Tried in order: a published name; an existing directory (a search run dir: ``genotype.json``, else
     ``genotype.txt``); an existing file (``.json`` dict form or paper-format text); paper-format text itself.
     """
-    if isinstance(spec, os.PathLike):
-        spec = os.fspath(spec)
-    if not isinstance(spec, str):
-        raise DartsNasError(f"genotype spec must be a string, got {type(spec).__name__}")
-    s = spec.strip()
+    if isinstance(spec, Genotype):
+        return spec
+    s = spec_string(spec)
     if not s:
         raise DartsNasError(f"empty genotype spec (give a published name: {', '.join(PUBLISHED)}; "
                             f"a genotype .json/.txt file; a search run directory; or Genotype(...) text)")
     if _name_key(s) in _BY_KEY:
         return get_genotype(s)
     looks_like_text = "(" in s or "=" in s or "\n" in s
-    path = None if looks_like_text and "Genotype" in s else _existing(s)
+    path = None if looks_like_text and "Genotype" in s else existing_path(s)
     if path is not None:
         if path.is_dir():
             for fname in ("genotype.json", "genotype.txt"):
@@ -558,17 +411,3 @@ def load_genotype(spec: str) -> Genotype:
         raise DartsNasError(f"genotype file not found: {s}")
     raise DartsNasError(f"cannot load genotype {s!r}: not a published name (known: {', '.join(PUBLISHED)}), "
                         f"not an existing file or directory, and not Genotype(...) text")
-
-
-def save_genotype(genotype, directory) -> None:
-    """Write ``genotype.json`` (for machines) and ``genotype.txt`` (paper format, for people) into ``directory``;
-    a NAS-Bench-201 cell (anything with ``to_dict``/``to_text``) is written the same way."""
-    if not (hasattr(genotype, "to_dict") and hasattr(genotype, "to_text")):
-        raise DartsNasError(f"save_genotype: expected a Genotype, got {type(genotype).__name__}")
-    d = Path(directory)
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(d / "genotype.json", json.dumps(genotype.to_dict(), indent=2) + "\n")
-        atomic_write_text(d / "genotype.txt", genotype.to_text() + "\n")
-    except OSError as e:
-        raise DartsNasError(f"{d}: cannot write genotype ({e})") from None
