@@ -300,3 +300,24 @@ def test_variant_settings_are_checked():
                  "sigmoid-admm-nb201", "sharpdarts-cifar10"):
         preset_config(name).validate()
     assert preset_config("single-darts-nb201").lr == 0.005
+
+
+def test_the_hessian_signal_runs_every_nth_epoch_and_the_last():
+    from darts_nas.run.search import hessian_due
+
+    assert [e + 1 for e in range(50) if hessian_due(e, 50, 5)] == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+    assert [e + 1 for e in range(4) if hessian_due(e, 4, 5)] == [4]
+    assert [e + 1 for e in range(7) if hessian_due(e, 7, 3)] == [3, 6, 7]
+    assert not any(hessian_due(e, 10, 0) for e in range(10))
+    defaults = SearchConfig()
+    assert (defaults.hessian_every, defaults.hessian_batches, defaults.hessian_iters) == (5, 1, 10)
+
+
+def test_bench_signals_counts_the_estimates_of_a_preset(monkeypatch):
+    """The share is (estimates x estimate time) / (epochs x steps per epoch x step time), at the preset's values."""
+    from darts_nas import bench
+
+    r = bench.measure_signal_share("darts-nb201", batch_size=4, steps=1, warmup=0)
+    assert (r["epochs"], r["estimates"], r["steps_per_epoch"], r["preset_batch"]) == (50, 10, 390, 64)
+    share = 10 * r["estimate_s"] * 16 / (50 * 390 * r["step_s"] * 16)
+    assert r["share"] == pytest.approx(share)

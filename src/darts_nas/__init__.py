@@ -1,8 +1,8 @@
 """darts-nas: differentiable architecture search.
 
 ``darts_nas.create_model("darts_v2_cifar10")`` builds a published cell's evaluation network (see
-:mod:`darts_nas.nets`); everything else lives in the submodules (``spaces``, ``strategies``, ``genotype``, ``data``,
-``run``).
+:mod:`darts_nas.nets`); everything else lives in the submodules (``spaces``, ``strategies``, ``genotypes``,
+``data``, ``run``).
 """
 
 __all__ = ["create_model", "list_models"]

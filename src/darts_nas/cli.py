@@ -14,6 +14,8 @@
     darts-nas search --preset darts-ptb --data ../data/ptb      a recurrent cell on Penn Treebank
     darts-nas train --preset darts-ptb-eval --data ../data/ptb  its language model (valid/test perplexity)
     darts-nas bench rnn-search|lm-train --device cpu           time the recurrent search / LM training step
+    darts-nas bench signals --preset darts-cifar10             the share of a search its collapse signal adds
+    darts-nas search --config runs/.../config.json --seed 3    repeat a run (flags still override)
 
 Expected errors (bad input, missing data, a broken checkpoint) print one line and exit with status 2.
 """
@@ -252,7 +254,15 @@ def _cmd_bench(args) -> int:
 
     if args.steps < 1 or args.warmup < 0:
         raise DartsNasError("--steps must be at least 1 and --warmup at least 0")
-    if args.what in ("rnn-search", "lm-train"):
+    if args.what == "signals":
+        from .bench import bench_signals, format_signals_table
+
+        results = bench_signals(args.preset or ["darts-cifar10", "darts-cifar10-2nd", "pc-darts-cifar10",
+                                                "darts-nb201", "single-darts-nb201", "gdas-nb201", "demo"],
+                                device=args.device, steps=args.steps, warmup=args.warmup,
+                                batch_size=args.batch_size or 0)
+        table = format_signals_table(results)
+    elif args.what in ("rnn-search", "lm-train"):
         from .bench import bench_rnn, format_rnn_table
 
         search = args.what == "rnn-search"
@@ -379,9 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("bench", help="benchmarks (median s/step, images/s, peak memory)")
-    p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train"], help="search: the search step; "
-                   "train: the evaluation network's training step; rnn-search: the recurrent search step; lm-train: "
-                   "the language model's training step")
+    p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train", "signals"],
+                   help="search: the search step; train: the evaluation network's training step; rnn-search: the "
+                   "recurrent search step; lm-train: the language model's training step; signals: the share of a "
+                   "preset's search that its Hessian collapse signal adds")
+    p.add_argument("--preset", nargs="+", help="signals: the presets to time (default: the image presets)")
     p.add_argument("--units", type=int, help="rnn-search / lm-train: hidden size (default 300 / 850)")
     p.add_argument("--bptt", type=int, default=35, help="rnn-search / lm-train: window length")
     p.add_argument("--vocab", type=int, default=10000, help="rnn-search / lm-train: vocabulary size (PTB: 10000)")

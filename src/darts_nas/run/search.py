@@ -72,6 +72,12 @@ def search_step_fn(model, strategy, w_opt, a_opt, config: SearchConfig, update_a
     return CapturedStep(step) if config.cuda_graphs else step
 
 
+def hessian_due(epoch: int, epochs: int, every: int) -> bool:
+    """Whether epoch `epoch` (0-based) of `epochs` estimates the Hessian eigenvalue: every `every`-th epoch and the
+    last one (0: never)."""
+    return bool(every) and ((epoch + 1) % every == 0 or epoch + 1 == epochs)
+
+
 @dataclass
 class SearchResult:
     run_dir: Path
@@ -242,7 +248,7 @@ class SearchRun(EpochRun):
         c = self.config
         free = self.model.parameter_free_ops(genotype)
         out = {} if free is None else {"param_free_ops": free}
-        if c.hessian_every and ((epoch + 1) % c.hessian_every == 0 or epoch + 1 == c.epochs):
+        if hessian_due(epoch, c.epochs, c.hessian_every):
             batches = self.signal_batches(c.hessian_batches)
             g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 3))
             out["hessian_eigenvalue"] = alpha_hessian_eigenvalue(self.model, batches, c.hessian_iters, generator=g)
