@@ -284,7 +284,7 @@ class DartsCNNSearchModel(SearchModel):
         return out
 
     def genotype(self) -> Genotype:
-        """The derived cell (DARTS rule, see :func:`darts_nas.genotype.derive_cell`)."""
+        """The derived cell (DARTS rule, see :func:`darts_nas.genotypes.derive_cell`)."""
         w = self.derivation_weights()
         return derive_genotype(w["normal"], w["reduce"], self.primitives, self.steps)
 
