@@ -8,3 +8,11 @@ traceback for these.
 
 class DartsNasError(Exception):
     """An expected error with a message meant for the user."""
+
+
+def registry_lookup(table: dict, name: str, what: str):
+    """``table[name]``, or one clear error naming what is known (every registry's lookup)."""
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise DartsNasError(f"unknown {what} {name!r} (known: {', '.join(table)})") from None

@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-from .errors import DartsNasError
+from .errors import registry_lookup
 
 
 def softmax(alpha: torch.Tensor, tau=None) -> torch.Tensor:
@@ -82,7 +82,4 @@ RELAXATIONS: dict[str, Relaxation] = {
 
 
 def get_relaxation(name: str) -> Relaxation:
-    try:
-        return RELAXATIONS[name]
-    except KeyError:
-        raise DartsNasError(f"unknown relaxation {name!r} (known: {', '.join(RELAXATIONS)})") from None
+    return registry_lookup(RELAXATIONS, name, "relaxation")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import DartsNasError
+from ..errors import DartsNasError, registry_lookup
 from ..fileio import atomic_write_text
 from .cnn import (CNN_OPS, DARTS, DARTS_V1, DARTS_V2, PARAMETER_FREE, PC_DARTS, PDARTS, PRIMITIVES, PUBLISHED,
                   AmoebaNet, Genotype, NASNet, derive_cell, derive_genotype, get_genotype, load_cnn_genotype,
@@ -30,10 +30,7 @@ GENOTYPE_TYPES: dict[str, type] = {"darts-cnn": Genotype, "darts-rnn": Recurrent
 
 
 def genotype_type(space: str) -> type:
-    try:
-        return GENOTYPE_TYPES[space]
-    except KeyError:
-        raise DartsNasError(f"no genotype type for space {space!r} (known: {', '.join(GENOTYPE_TYPES)})") from None
+    return registry_lookup(GENOTYPE_TYPES, space, "genotype space")
 
 
 def genotype_from_dict(d) -> object:

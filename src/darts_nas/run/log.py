@@ -23,18 +23,6 @@ def format_op_weights(primitives, weights) -> str:
     return "  ".join(f"{SHORT_NAMES.get(p, p)} {m:.3f}" for p, m in zip(primitives, mean))
 
 
-def format_weight_table(primitives, weights, steps: int) -> str:
-    """One row per edge (node <- input state), one column per op."""
-    rows = weights.detach().cpu().tolist()
-    lines = ["edge      " + " ".join(f"{p[:12]:>12}" for p in primitives)]
-    e = 0
-    for i in range(steps):
-        for j in range(2 + i):
-            lines.append(f"{i + 2}<-{j:<6}" + " ".join(f"{w:>12.4f}" for w in rows[e]))
-            e += 1
-    return "\n".join(lines)
-
-
 class Progress:
     """A one-line progress bar (stderr, terminals only): steps, rate, time left, and the latest figures the
     caller hands over at its own synchronization points (the bar itself never reads from the device)."""

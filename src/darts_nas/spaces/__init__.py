@@ -21,7 +21,7 @@ construction, the command line's choices and checkpoint reload.
 
 from __future__ import annotations
 
-from ..errors import DartsNasError
+from ..errors import DartsNasError, registry_lookup
 from ..genotypes import NB201_PRIMITIVES, PARAMETER_FREE, NB201Arch
 from .base import SearchData, SearchModel
 from .darts_cnn import DartsCNNSearchModel, SearchCell, SearchNetwork
@@ -44,10 +44,7 @@ def register_space(cls: type[SearchModel]) -> type[SearchModel]:
 
 
 def get_space(name: str) -> type[SearchModel]:
-    try:
-        return SPACES[name]
-    except KeyError:
-        raise DartsNasError(f"unknown search space {name!r} (known: {', '.join(SPACES)})") from None
+    return registry_lookup(SPACES, name, "search space")
 
 
 for _space in (DartsCNNSearchModel, NB201SearchModel, DartsRNNSearchModel):

@@ -11,7 +11,7 @@ How the alphas become op weights (softmax, sigmoid, Gumbel) is the space's relax
 :class:`ArchRegularizer` (resource, discretization) adds its penalty under any of them.
 """
 
-from ..errors import DartsNasError
+from ..errors import registry_lookup
 from .bilevel import (HVP_METHODS, AlternatingStep, Bilevel, alpha_step, architecture_gradient, hessian_vector_product, sgd_state, virtual_step,
                       weight_step)
 from .curvature import alpha_hessian_eigenvalue
@@ -25,10 +25,7 @@ STRATEGIES: dict[str, type] = {"bilevel": Bilevel, "single-level": SingleLevel, 
 
 
 def get_strategy(name: str) -> type:
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        raise DartsNasError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})") from None
+    return registry_lookup(STRATEGIES, name, "strategy")
 
 
 def strategy_from_config(config, regularizer=None):
