@@ -180,3 +180,39 @@ def test_the_layers_import_downward_only():
             bad = [d for d in deps if d.startswith(above)]
             assert not bad, f"{module} imports {bad}"
     torch.manual_seed(0)  # keep the global generator as other tests expect after this module
+
+
+# -- a run's config.json given back, and any strategy in the bench ---------------------------------------------
+def test_a_runs_config_repeats_it_with_flags_overriding(tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    flags = ["--space", "nb201", "--dataset", "synthetic", "--synthetic-size", "64", "--image-size", "8",
+             "--channels", "4", "--cells-per-stage", "1", "--batch-size", "16", "--epochs", "1",
+             "--strategy", "single-level", "--relaxation", "sigmoid", "--lr", "0.005", "--no-progress"]
+    assert main(["search", *flags, "--out", str(first)]) == 0
+    recorded = json.loads((first / "config.json").read_text())
+    assert main(["search", "--config", str(first / "config.json"), "--seed", "7", "--out", str(second)]) == 0
+    assert f"settings from {first / 'config.json'}" in capsys.readouterr().out
+    repeated = json.loads((second / "config.json").read_text())
+    assert repeated == {**recorded, "seed": 7, "out": str(second)}
+    # the same seed gives the same search, bit for bit
+    third = tmp_path / "third"
+    assert main(["search", "--config", str(first / "config.json"), "--out", str(third)]) == 0
+    strip = lambda d: [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                       for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert strip(third) == strip(first)
+    capsys.readouterr()
+    assert main(["search", "--config", str(first / "config.json"), "--preset", "darts-nb201"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["train", "--config", str(first / "config.json")]) == 2
+    assert "not a training config (unknown settings:" in capsys.readouterr().err
+    assert main(["search", "--config", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
+
+
+def test_bench_times_any_registered_strategy():
+    from darts_nas.bench import measure_search_step
+
+    for strategy in ("single-level", "implicit"):
+        r = measure_search_step("cpu", batch_size=4, channels=4, layers=3, order=2, hvp="exact", steps=1, warmup=0,
+                                strategy=strategy)
+        assert r["strategy"] == strategy and r["median_s"] > 0
