@@ -129,6 +129,9 @@ def sh_commands(path: Path) -> list[tuple[int, str, list[str]]]:
                 variables[m.group(1)] = substitute(m.group(2), variables)
                 continue
             words = shlex.split(substitute(stripped, variables), comments=True)
+            if words and words[0] == "torchrun":  # torchrun [its options] -m darts_nas ARGS: darts-nas ARGS
+                assert "-m" in words and words[words.index("-m") + 1] == "darts_nas", f"{path.name} line {line}"
+                words = ["darts-nas", *words[words.index("-m") + 2:]]
             assert words and words[0] == "darts-nas", f"{path.name} line {line}: not a darts-nas command: {stripped}"
             # `[--flag value]` marks an optional part in prose: the command with it spelled out is checked.
             words = [w.strip("[]") for w in words if w.strip("[]")]
@@ -160,6 +163,14 @@ def command_problem(line: int, text: str, argv: list[str]) -> str | None:
 def test_readme_commands_parse_and_validate():
     commands = sh_commands(ROOT / "README.md")
     assert len(commands) >= 20 and any(argv[0] == "search" for _, _, argv in commands)
+    problems = [p for p in (command_problem(*c) for c in commands) if p]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def test_distributed_doc_commands_parse_and_validate():
+    commands = sh_commands(ROOT / "docs" / "distributed.md")
+    assert len(commands) == 4 and [argv[0] for _, _, argv in commands] == ["search", "train", "search", "search"]
     problems = [p for p in (command_problem(*c) for c in commands) if p]
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)

@@ -19,6 +19,7 @@ import time
 
 import torch
 
+from . import distributed
 from .config import speed_label
 from .errors import DartsNasError
 from .run.common import resolve_device
@@ -51,7 +52,7 @@ def measure_search_step(device: str, batch_size: int, channels: int, layers: int
     the same initial weights on the same batches and report how far the losses differ (see _compare_runs)."""
     from .config import SearchConfig
 
-    dev = resolve_device(device)
+    dev = distributed.setup(resolve_device(device))
     config = SearchConfig(strategy=strategy, channels=channels, layers=layers, batch_size=batch_size, order=order,
                           hvp=hvp,
                           channels_last=channels_last, precision=precision, fuse_ops=fuse_ops,
@@ -59,6 +60,7 @@ def measure_search_step(device: str, batch_size: int, channels: int, layers: int
                           partial_channels=partial_channels, edge_normalization=edge_normalization).validate()
     g = torch.Generator(device=dev).manual_seed(seed)
     batches = _random_batch(batch_size, dev, g) + _random_batch(batch_size, dev, g)  # training, validation
+    batches = [distributed.shard(t) for t in batches]  # under torchrun: this rank's share of the global batch
     return _measure("search", config, _search_setup, batches, dev, warmup, steps, check, seed,
                     {"device": str(dev), "strategy": strategy, "batch_size": batch_size, "channels": channels, "layers": layers,
                      "order": order, "hvp": hvp if order == 2 else None, "steps": steps,
@@ -73,7 +75,7 @@ def _measure(what: str, config, setup, inputs, dev, warmup: int, steps: int, che
     compare it with the plain setting's step from the same start (drop-path masks included: both setups reseed)."""
     model, step = setup(config, dev, seed)
     timing = _time_steps(lambda: step(*inputs), dev, config.batch_size, warmup, steps, _startup_steps(step))
-    result = {"what": what, **fields, **timing}
+    result = {"what": what, **fields, **timing, "ranks": distributed.world_size()}
     plain = _plain(config)
     if check and plain != config:
         del model, step
@@ -116,10 +118,11 @@ def measure_train_step(device: str, batch_size: int, channels: int, layers: int,
     the CIFAR recipe's settings) on random CIFAR-shaped data, in this process. `check` as for the search step."""
     from .config import TrainConfig
 
-    dev = resolve_device(device)
+    dev = distributed.setup(resolve_device(device))
     config = TrainConfig(genotype=genotype, channels=channels, layers=layers, batch_size=batch_size,
                          precision=precision, channels_last=channels_last, cuda_graphs=cuda_graphs).validate()
     batch = _random_batch(batch_size, dev, torch.Generator(device=dev).manual_seed(seed))
+    batch = [distributed.shard(t) for t in batch]
     return _measure("train", config, _train_setup, batch, dev, warmup, steps, check, seed,
                     {"device": str(dev), "batch_size": batch_size, "channels": channels, "layers": layers,
                      "genotype": genotype, "precision": precision, "channels_last": channels_last,
@@ -204,14 +207,46 @@ def machine_description(device: str) -> str:
     return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
-def run_child(args: dict, what: str = "search") -> dict:
-    """Run one measurement in a fresh Python process (so peak memory is its own) and return its result."""
+def run_child(args: dict, what: str = "search", nproc: int = 0, threads: int = 0) -> dict:
+    """Run one measurement in a fresh Python process (so peak memory is its own) and return its result; with
+    `nproc`, in `nproc` processes started by torchrun (rank 0 reports). `threads` sets each process's threads."""
     cmd = [sys.executable, "-m", "darts_nas.bench", what, json.dumps(args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+    if nproc:
+        cmd[1:2] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        errors = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if "Error" in ln or "error" in ln]
+        tail = errors[-1:] or (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise DartsNasError(f"{what} benchmark ({', '.join(f'{k}={v}' for k, v in args.items())}) failed: {tail[0]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(lines[-1])
+
+
+def run_scaling(args: dict, what: str, nproc: int, echo=print) -> dict:
+    """Weak scaling: one process on `args["batch_size"]`, then `nproc` ranks on `nproc` times that batch (the
+    same per-rank batch), each process with cores / nproc threads. Efficiency = one process's s/step / the ranks'
+    s/step (1.0: the ranks process nproc times the images in the same time)."""
+    threads = max(1, (os.cpu_count() or 1) // nproc) if args["device"] == "cpu" else 0
+    single = run_child(args, what, threads=threads)
+    echo(f"  1 process: {single['median_s']:.3f} s/step; now {nproc} ranks ...")
+    many = run_child({**args, "batch_size": args["batch_size"] * nproc, "check": False}, what, nproc, threads)
+    return {**many, "single_s": single["median_s"], "single_images_per_s": single["images_per_s"],
+            "efficiency": single["median_s"] / many["median_s"], "per_rank_batch": args["batch_size"]}
+
+
+def format_scaling_table(results: list[dict]) -> str:
+    head = (f"{'step':<26} {'ranks':>5} {'batch/rank':>10} {'threads':>7} {'1 proc s':>9} {'N ranks s':>9} "
+            f"{'img/s 1':>8} {'img/s N':>8} {'efficiency':>10}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        name = _step_name(r) if r["what"] == "search" else f"train {r['genotype']}"
+        lines.append(f"{name:<26} {r['ranks']:>5} {r['per_rank_batch']:>10} {r['threads']:>7} {r['single_s']:>9.3f} "
+                     f"{r['median_s']:>9.3f} {r['single_images_per_s']:>8.1f} {r['images_per_s']:>8.1f} "
+                     f"{100 * r['efficiency']:>9.1f}%")
+    lines.append("weak scaling: the same batch per rank; efficiency = s/step of 1 process / s/step of the ranks "
+                 "(100%: N times the images in the same time)")
+    return "\n".join(lines)
 
 
 def published_for(result: dict):
@@ -259,9 +294,10 @@ def _check_device(device: str, options: dict) -> None:
 
 
 def bench_search(device="cpu", batch_size=64, channels=16, layers=8, orders=(1, 2), hvps=("finite-difference",),
-                 steps=5, warmup=2, channels_last=True, echo=print, **options) -> list[dict]:
+                 steps=5, warmup=2, channels_last=True, echo=print, nproc: int = 1, **options) -> list[dict]:
     """Time each order (and Hessian-vector product) with the given `options` (precision, fuse_ops, checkpoint_cells,
-    cuda_graphs, partial_channels, edge_normalization, check), each in a child process."""
+    cuda_graphs, partial_channels, edge_normalization, check), each in a child process; with `nproc` > 1 the
+    scaling over that many ranks (:func:`run_scaling`)."""
     _check_device(device, options)
     results = []
     strategy = options.get("strategy", "bilevel")
@@ -275,12 +311,12 @@ def bench_search(device="cpu", batch_size=64, channels=16, layers=8, orders=(1, 
                         hvp=hvp, steps=steps, warmup=warmup, channels_last=channels_last, **options)
             echo(f"timing {_step_name(args)}, {speed_label(args)}: batch "
                  f"{batch_size}, C={channels}, {layers} cells, {warmup} warm-up + {steps} timed steps on {device} ...")
-            results.append(run_child(args))
+            results.append(run_scaling(args, "search", nproc, echo) if nproc > 1 else run_child(args))
     return results
 
 
 def bench_train(device="cpu", batch_size=96, channels=36, layers=20, genotype="DARTS_V2", precisions=("fp32",),
-                channels_last=True, steps=3, warmup=1, echo=print, **options) -> list[dict]:
+                channels_last=True, steps=3, warmup=1, echo=print, nproc: int = 1, **options) -> list[dict]:
     _check_device(device, options)
     results = []
     for precision in precisions:
@@ -288,7 +324,7 @@ def bench_train(device="cpu", batch_size=96, channels=36, layers=20, genotype="D
                     precision=precision, channels_last=channels_last, steps=steps, warmup=warmup, **options)
         echo(f"timing the training step of {genotype} (C={channels}, {layers} cells, batch {batch_size}, "
              f"{speed_label(args)}): {warmup} warm-up + {steps} timed steps on {device} ...")
-        results.append(run_child(args, "train"))
+        results.append(run_scaling(args, "train", nproc, echo) if nproc > 1 else run_child(args, "train"))
     return results
 
 
@@ -481,4 +517,11 @@ def format_signals_table(results: list[dict]) -> str:
 if __name__ == "__main__":  # child process of run_child: python -m darts_nas.bench KIND JSON
     measure = {"search": measure_search_step, "signals": measure_signal_share, "train": measure_train_step,
                "rnn-search": measure_rnn_search_step, "lm-train": measure_lm_train_step}[sys.argv[1]]
-    print(json.dumps(measure(**json.loads(sys.argv[2]))))
+    try:
+        result = measure(**json.loads(sys.argv[2]))
+    except BaseException:
+        distributed.shutdown(clean=False)
+        raise
+    distributed.shutdown()
+    if distributed.is_main():
+        print(json.dumps(result))

@@ -16,6 +16,8 @@
     darts-nas bench rnn-search|lm-train --device cpu           time the recurrent search / LM training step
     darts-nas bench signals --preset darts-cifar10             the share of a search its collapse signal adds
     darts-nas search --config runs/.../config.json --seed 3    repeat a run (flags still override)
+    torchrun --nproc_per_node 4 -m darts_nas search ...         the same search on 4 GPUs (or CPU processes)
+    darts-nas bench search|train --nproc 2                     per-step time and scaling over 2 processes
 
 Expected errors (bad input, missing data, a broken checkpoint) print one line and exit with status 2.
 """
@@ -28,32 +30,55 @@ import sys
 import time
 from pathlib import Path
 
+from . import distributed
 from .errors import DartsNasError
+
+say = distributed.main_only(print)  # under torchrun, rank 0 speaks for all
+
+
+def _scale_lr(config) -> None:
+    """--scale-lr, the linear scaling rule: --batch-size is each rank's batch, so the global batch and the
+    learning rates are multiplied by the world size (recorded so; a resume does not scale again)."""
+    n = distributed.world_size()
+    old = (config.batch_size, config.lr)
+    config.batch_size, config.lr, config.lr_min = config.batch_size * n, config.lr * n, config.lr_min * n
+    say(f"--scale-lr: {n} ranks x batch {old[0]} = global batch {config.batch_size}; lr {old[1]:g} x {n} = "
+        f"{config.lr:g}")
 
 
 def _run_epochs(args, command: str, settings_cls, make_config, presets: dict, start, resume):
     """Start a run from a preset and flags, or resume one; run it. Returns the finished run and its result, or
-    None (interrupted or stopped early, with the message already printed) and the exit status."""
+    None (interrupted or stopped early, with the message already printed, or a rank other than 0) and the exit
+    status."""
     from .config import overrides_from_args
+    from .run.common import resolve_device
 
     overrides = overrides_from_args(args, settings_cls)
+    scale_lr = getattr(args, "scale_lr", False)
     if args.resume:
-        if args.preset or args.config:
-            raise DartsNasError("--resume continues a run with its recorded settings; drop --preset and --config")
+        if args.preset or args.config or scale_lr:
+            raise DartsNasError("--resume continues a run with its recorded settings; drop --preset, --config and "
+                                "--scale-lr")
         run = resume(args.resume, **overrides)
-        print(f"resuming {run.run_dir} after epoch {run.epoch}/{run.config.epochs}")
+        say(f"resuming {run.run_dir} after epoch {run.epoch}/{run.config.epochs}")
     else:
         config = make_config(args.preset, args.config, **overrides)
+        if distributed.launched():  # join now: the ranks agree on the run directory's name
+            distributed.setup(resolve_device(config.device))
         if not config.out:
-            config.out = f"runs/{args.preset or command}-{time.strftime('%Y%m%d-%H%M%S')}"
+            config.out = distributed.from_main(f"runs/{args.preset or command}-{time.strftime('%Y%m%d-%H%M%S')}")
         if args.preset:
-            print(f"preset {args.preset}: {presets[args.preset].note}")
+            say(f"preset {args.preset}: {presets[args.preset].note}")
         if args.config:
-            print(f"settings from {args.config}")
+            say(f"settings from {args.config}")
+        if scale_lr:
+            _scale_lr(config)
         run = start(config, config.out)
     try:
         result = run.run(stop_after=args.stop_after)
     except KeyboardInterrupt:
+        if not distributed.is_main():
+            return None, 130
         if run.epoch == 0:
             print(f"\ninterrupted before the first epoch finished: there is no checkpoint to resume ({run.run_dir})",
                   file=sys.stderr)
@@ -61,6 +86,8 @@ def _run_epochs(args, command: str, settings_cls, make_config, presets: dict, st
             print(f"\ninterrupted after epoch {run.epoch}; continue with: darts-nas {command} --resume "
                   f"{run.run_dir}", file=sys.stderr)
         return None, 130
+    if not distributed.is_main():
+        return None, 0
     if not result.finished:
         print(f"stopped after epoch {result.epochs_done}/{run.config.epochs}; continue with: "
               f"darts-nas {command} --resume {result.run_dir}")
@@ -250,10 +277,15 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import bench_search, bench_train, format_table, format_train_table, machine_description
+    from .bench import (bench_search, bench_train, format_scaling_table, format_table, format_train_table,
+                        machine_description)
 
     if args.steps < 1 or args.warmup < 0:
         raise DartsNasError("--steps must be at least 1 and --warmup at least 0")
+    if args.nproc < 1 or args.nproc > 1 and args.what not in ("search", "train"):
+        raise DartsNasError("--nproc N (N >= 1) times the search or train step over N ranks")
+    if args.nproc > 1 and args.cuda_graphs:
+        raise DartsNasError("--cuda-graphs is not supported in a distributed run yet; drop it with --nproc")
     if args.what == "signals":
         from .bench import bench_signals, format_signals_table
 
@@ -281,8 +313,8 @@ def _cmd_bench(args) -> int:
         results = bench_train(device=args.device, batch_size=args.batch_size or 96, channels=args.channels or 36,
                               layers=args.layers or 20, genotype=args.genotype, precisions=args.precision,
                               channels_last=args.channels_last, steps=args.steps, warmup=args.warmup,
-                              cuda_graphs=args.cuda_graphs, check=args.check)
-        table = format_train_table(results)
+                              cuda_graphs=args.cuda_graphs, check=args.check, nproc=args.nproc)
+        table = format_scaling_table(results) if args.nproc > 1 else format_train_table(results)
     else:
         results = []
         for precision in args.precision:
@@ -293,8 +325,8 @@ def _cmd_bench(args) -> int:
                                     checkpoint_cells=args.checkpoint_cells, cuda_graphs=args.cuda_graphs,
                                     partial_channels=args.partial_channels,
                                     edge_normalization=args.edge_normalization, check=args.check,
-                                    strategy=args.strategy)
-        table = format_table(results)
+                                    strategy=args.strategy, nproc=args.nproc)
+        table = format_scaling_table(results) if args.nproc > 1 else format_table(results)
     print(f"\n{machine_description(args.device)}, {time.strftime('%Y-%m-%d')}")
     print(table)
     if args.json:
@@ -303,12 +335,21 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error printed once under torchrun (by rank 0; the others exit with it silently)."""
+
+    def error(self, message):
+        if not distributed.is_main():
+            sys.exit(2)
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import PRESETS, TRAIN_PRESETS, TrainConfig, add_config_arguments
     from .precision import PRECISIONS
     from .strategies import HVP_METHODS, STRATEGIES
 
-    parser = argparse.ArgumentParser(prog="darts-nas", description="Differentiable architecture search (DARTS).")
+    parser = _Parser(prog="darts-nas", description="Differentiable architecture search (DARTS).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("search", help="run a DARTS search", description="Run a DARTS search. A preset sets the "
@@ -328,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the training run in RUN_DIR from its checkpoint")
     p.add_argument("--config", metavar="FILE", help="start from a training run's config.json (flags still override)")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this invocation (resume later)")
+    p.add_argument("--scale-lr", action="store_true", help="under torchrun: the linear scaling rule, --batch-size per "
+                   "rank and --lr, --lr-min x world size (default: --batch-size is the global batch, lr as given)")
     add_config_arguments(p, TrainConfig)
     p.set_defaults(func=_cmd_train)
 
@@ -418,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
                    help="for each row with a speed setting, compare 4 steps with the plain fp32 eager step from the "
                    "same start (default on)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N", help="search / train: the scaling over N ranks "
+                   "(torchrun, gloo on CPU, NCCL on CUDA) against one process, with the same batch per rank")
     p.add_argument("--steps", type=int, default=5, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
@@ -433,14 +478,26 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    clean = False
     try:
-        return args.func(args)
+        status = args.func(args)
+        clean = True
+        return status
     except DartsNasError as e:
-        print(f"darts-nas: error: {e}", file=sys.stderr)
+        if distributed.is_main():  # every rank stops with the same error; one line says it
+            print(f"darts-nas: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        if distributed.is_main():
+            print("\ninterrupted", file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        if not distributed.lost_peer(e):
+            raise
+        distributed.report_lost_rank()
+        return 1
+    finally:
+        distributed.shutdown(clean)
 
 
 if __name__ == "__main__":

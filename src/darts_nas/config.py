@@ -114,7 +114,7 @@ class SearchConfig(Settings, LanguageModelSettings):
                                   "recurrent search clips at --grad-clip)")
     # weights
     epochs: int = _f(50, "search epochs")
-    batch_size: int = _f(64, "batch size (weights and alphas)")
+    batch_size: int = _f(64, "batch size (weights and alphas); under torchrun the global batch, each rank computing batch / world size")
     lr: float = _f(0.025, "weight learning rate at epoch 0 (annealed to --lr-min)")
     lr_min: float = _f(0.001, "weight learning rate at the end")
     lr_schedule: str = _f("cosine", "cosine, cosine-power (sharpDARTS' Cosine Power Annealing), or constant",
@@ -265,7 +265,7 @@ class TrainConfig(Settings, LanguageModelSettings):
     test_batch_size: int = _f(1, "language model: batch size of the test perplexity")
     # optimization
     epochs: int = _f(600, "training epochs")
-    batch_size: int = _f(96, "batch size")
+    batch_size: int = _f(96, "batch size; under torchrun the global batch (per-rank batch x world size; see --scale-lr)")
     lr: float = _f(0.025, "learning rate at epoch 0")
     lr_schedule: str = _f("cosine", "cosine: to --lr-min over the run; exponential: x --lr-decay each epoch; "
                           "constant (language models, until averaged SGD takes over)",
@@ -286,6 +286,8 @@ class TrainConfig(Settings, LanguageModelSettings):
     precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", PRECISIONS)
     channels_last: bool = _f(True, "NHWC layout for convs and pools (same function; 1.45x faster on CPU)")
     cuda_graphs: bool = _f(False, "capture the whole training step in a CUDA graph and replay it (CUDA only)")
+    sync_bn: bool = _f(False, "distributed runs on CUDA: BatchNorm statistics over the global batch (SyncBatchNorm) "
+                       "instead of each rank's shard")
     # run
     seed: int = _f(0, "random seed")
     device: str = _f("auto", "cpu, cuda, cuda:N or auto")

@@ -22,21 +22,32 @@ def normalize(x_uint8: torch.Tensor, mean, std, dtype: torch.dtype = torch.float
 
 
 def augment(x_uint8: torch.Tensor, mean, std, generator: torch.Generator, crop_padding: int = 4, flip: bool = True,
-            cutout: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Pad-and-crop, flip, normalize and cutout a uint8 batch [N, C, H, W], each image independently."""
+            cutout: int = 0, dtype: torch.dtype = torch.float32, part: tuple[int, int] | None = None
+            ) -> torch.Tensor:
+    """Pad-and-crop, flip, normalize and cutout a uint8 batch [N, C, H, W], each image independently.
+
+    ``part=(offset, total)``: `x_uint8` is images offset .. offset + N - 1 of a batch of `total` (one rank's shard
+    of a global batch); the random numbers are drawn for the whole batch and this part's are used, so the shards
+    of all ranks together are augmented exactly as the whole batch would be."""
     n, c, h, w = x_uint8.shape
     dev = x_uint8.device
+    offset, total = part or (0, n)
+
+    def draw(fn, *args):
+        values = fn(*args, (total, 1, 1), generator=generator, device=dev)
+        return values[offset:offset + n]
+
     rows = torch.arange(h, device=dev)
     cols = torch.arange(w, device=dev)
 
     # Crop and flip as one gather: output pixel (i, j) reads input (i + dy, j' + dx) with j' = j or w-1-j, and
     # reads zero where that falls into the padding.
     p = crop_padding
-    dy = torch.randint(-p, p + 1, (n, 1, 1), generator=generator, device=dev)
-    dx = torch.randint(-p, p + 1, (n, 1, 1), generator=generator, device=dev)
+    dy = draw(torch.randint, -p, p + 1)
+    dx = draw(torch.randint, -p, p + 1)
     src_c = cols.expand(n, 1, w)
     if flip:
-        flipped = torch.rand(n, 1, 1, generator=generator, device=dev) < 0.5
+        flipped = draw(torch.rand) < 0.5
         src_c = torch.where(flipped, (w - 1) - cols, cols)
     src_r = rows.view(1, h, 1) + dy            # [N, H, 1]
     src_c = src_c + dx                          # [N, 1, W]
@@ -50,8 +61,8 @@ def augment(x_uint8: torch.Tensor, mean, std, generator: torch.Generator, crop_p
     if cutout > 0:
         # A cutout x cutout square whose centre is uniform over the pixels, clipped at the borders (DARTS Cutout,
         # which for even sizes spans centre - size/2 .. centre + size/2 - 1).
-        cy = torch.randint(0, h, (n, 1, 1), generator=generator, device=dev)
-        cx = torch.randint(0, w, (n, 1, 1), generator=generator, device=dev)
+        cy = draw(torch.randint, 0, h)
+        cx = draw(torch.randint, 0, w)
         y0, x0 = cy - cutout // 2, cx - cutout // 2
         r, q = rows.view(1, h, 1), cols.view(1, 1, w)
         hole = (r >= y0) & (r < y0 + cutout) & (q >= x0) & (q < x0 + cutout)   # [N, H, W]

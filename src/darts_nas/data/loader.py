@@ -8,6 +8,7 @@ from typing import Iterator
 
 import torch
 
+from .. import distributed
 from ..errors import DartsNasError
 from .augment import augment as augment_batch, normalize
 from .dataset import ImageDataset
@@ -53,12 +54,19 @@ def read_split_file(path, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class DeviceLoader:
-    """The examples `indices` of `dataset` on `device`, served as shuffled augmented batches or in-order eval ones."""
+    """The examples `indices` of `dataset` on `device`, served as shuffled augmented batches or in-order eval ones.
+
+    ``sharded=True`` (a distributed run): `batch_size` is the global batch; :meth:`epoch` yields this rank's equal
+    shard of each global batch (the one seeded permutation and augmentation, so the ranks' shards together are
+    exactly the single-process batch), and :meth:`eval_batches` this rank's contiguous part of the examples."""
 
     def __init__(self, dataset: ImageDataset, indices, batch_size: int, device, augment: bool = True,
-                 crop_padding: int = 4, flip: bool = True, cutout: int = 0, dtype: torch.dtype = torch.float32):
+                 crop_padding: int = 4, flip: bool = True, cutout: int = 0, dtype: torch.dtype = torch.float32,
+                 sharded: bool = False):
         if batch_size < 1:
             raise DartsNasError(f"batch size must be at least 1, got {batch_size}")
+        self.sharded = sharded
+        self.shard_batch = distributed.shard_size(batch_size) if sharded else batch_size
         idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
         if idx.numel() and (idx.min() < 0 or idx.max() >= len(dataset)):
             raise ValueError(f"indices must lie in 0..{len(dataset) - 1}")
@@ -83,20 +91,37 @@ class DeviceLoader:
     def epoch(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One shuffled pass; the generator (on this loader's device) fixes the order and augmentation."""
         order = torch.randperm(len(self), generator=generator, device=self.device)
-        bs = self.batch_size
+        bs, part = self.batch_size, self.shard_batch
+        lo = distributed.rank() * part if self.sharded else 0
         for step in range(self.steps_per_epoch()):
-            take = order[step * bs:(step + 1) * bs]
+            take = order[step * bs + lo:step * bs + lo + part]
             x, y = self.images[take], self.labels[take]
             if self.augment:
                 x = augment_batch(x, self.mean, self.std, generator, crop_padding=self.crop_padding, flip=self.flip,
-                                  cutout=self.cutout, dtype=self.dtype)
+                                  cutout=self.cutout, dtype=self.dtype, part=(lo, bs))
             else:
                 x = normalize(x, self.mean, self.std, self.dtype)
             yield x, y
 
     def eval_batches(self, batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Every example once, in order, normalized but not augmented, the last batch possibly partial."""
-        bs = batch_size or self.batch_size
-        for start in range(0, len(self), bs):
-            yield normalize(self.images[start:start + bs], self.mean, self.std, self.dtype), \
-                self.labels[start:start + bs]
+        """Every example once, in order, normalized but not augmented, the last batch possibly partial (sharded:
+        this rank's contiguous part of the examples, in batches of the per-rank size)."""
+        bs = batch_size or self.shard_batch
+        lo, hi = distributed.part_range(len(self)) if self.sharded else (0, len(self))
+        for start in range(lo, hi, bs):
+            end = min(start + bs, hi)
+            yield normalize(self.images[start:end], self.mean, self.std, self.dtype), self.labels[start:end]
+
+    def batch_shards(self, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first `count` global batches in order, not augmented: this rank's shard of each when sharded (the
+        batches of the Hessian eigenvalue estimate, whose products are averaged over the ranks)."""
+        bs, part = self.batch_size, self.shard_batch
+        lo = distributed.rank() * part if self.sharded else 0
+        out = []
+        for step in range(min(count, max(-(-len(self) // bs), 0))):
+            start = step * bs + lo
+            end = min(start + part, (step + 1) * bs, len(self))
+            if end <= start:
+                break
+            out.append((normalize(self.images[start:end], self.mean, self.std, self.dtype), self.labels[start:end]))
+        return out

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import distributed
 from ..errors import DartsNasError
 from .augment import color_jitter, flip_batch
 from .folder import open_rgb
@@ -81,14 +82,19 @@ class DecodedFolder(torch.utils.data.Dataset):
 
 class StreamingLoader:
     """Same interface as :class:`DeviceLoader` (``epoch(generator)``, ``eval_batches()``, ``steps_per_epoch()``,
-    ``len()``) for folders streamed from disk by `workers` processes."""
+    ``len()``) for folders streamed from disk by `workers` processes. ``sharded=True``: `batch_size` is the global
+    batch and each rank reads its shard of every global batch (crops are per image, so they are those of one
+    process; the flips and colour draws of a shard come from the epoch's generator, the same on every rank) and
+    its contiguous part of the evaluation images."""
 
     def __init__(self, files, labels, batch_size: int, device, image_size: int = 224, resize_size: int | None = None,
                  mean=IMAGENET_MEAN, std=IMAGENET_STD, flip: bool = True, brightness: float = 0.0,
                  contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0, workers: int = 4,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, sharded: bool = False):
         if batch_size < 1:
             raise DartsNasError(f"batch size must be at least 1, got {batch_size}")
+        self.sharded = sharded
+        self.shard_batch = distributed.shard_size(batch_size) if sharded else batch_size
         self.device = torch.device(device)
         resize_size = resize_size or round(image_size * 256 / 224)
         self.data = DecodedFolder(files, labels, image_size, resize_size)
@@ -124,7 +130,11 @@ class StreamingLoader:
         order = torch.randperm(len(self), generator=generator, device=generator.device).cpu().tolist()
         base = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
         items = [(i, base + pos) for pos, i in enumerate(order)]
-        for x, y in self._batches(items, True, self.batch_size):
+        bs, part = self.batch_size, self.shard_batch
+        if self.sharded:
+            lo = distributed.rank() * part
+            items = [item for s in range(self.steps_per_epoch()) for item in items[s * bs + lo:s * bs + lo + part]]
+        for x, y in self._batches(items, True, part):
             x = x.to(self.dtype) / 255.0
             if self.flip:
                 x = flip_batch(x, generator)
@@ -132,6 +142,7 @@ class StreamingLoader:
             yield self._normalize(x), y
 
     def eval_batches(self, batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        items = [(i, None) for i in range(len(self))]
-        for x, y in self._batches(items, False, batch_size or self.batch_size):
+        lo, hi = distributed.part_range(len(self)) if self.sharded else (0, len(self))
+        items = [(i, None) for i in range(lo, hi)]
+        for x, y in self._batches(items, False, batch_size or self.shard_batch):
             yield self._normalize(x.to(self.dtype) / 255.0), y

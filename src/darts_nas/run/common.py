@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .. import distributed
 from ..errors import DartsNasError
 from ..fileio import atomic_write_text
 from .checkpoint import BEST, CHECKPOINT, LAST
@@ -33,6 +34,20 @@ def resolve_device(name: str) -> torch.device:
         raise DartsNasError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
     if device.type not in ("cpu", "cuda"):
         raise DartsNasError(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
+def join_ranks(config) -> torch.device:
+    """This process's device, after joining the other ranks when torchrun started several (see
+    :mod:`darts_nas.distributed`): checks that the world size divides the global batch, refuses what does not
+    run distributed yet, and stops every rank with one message if they were launched with different settings."""
+    device = distributed.setup(resolve_device(config.device))
+    if distributed.active():
+        distributed.shard_size(config.batch_size)
+        if config.cuda_graphs:
+            raise DartsNasError("--cuda-graphs is not supported in a distributed run yet (the all-reduce would have "
+                                "to be captured in the graph); drop it under torchrun")
+        distributed.check_same({k: v for k, v in config.to_dict().items() if k != "progress"}, "settings")
     return device
 
 
@@ -185,8 +200,14 @@ class EpochMeter:
         self.seen += labels.shape[0]
 
     def read(self) -> tuple[float, float]:
-        """(mean loss per step, accuracy) so far."""
-        return self.loss_sum.item() / max(self.steps, 1), self.correct.item() / max(self.seen, 1)
+        """(mean loss per step, accuracy) so far; in a distributed run over all ranks (a NaN on one rank is then
+        seen by all, which stop together)."""
+        if not distributed.active():
+            return self.loss_sum.item() / max(self.steps, 1), self.correct.item() / max(self.seen, 1)
+        counts = torch.tensor([self.steps, self.seen], dtype=torch.float64, device=self.loss_sum.device)
+        total = distributed.all_sum(torch.cat([torch.stack([self.loss_sum.double(), self.correct.double()]), counts]))
+        loss, correct, steps, seen = total.tolist()
+        return loss / max(steps, 1), correct / max(seen, 1)
 
 
 def run_epoch_steps(step, batches, steps: int, device: torch.device, label: str, log_every: int, progress: bool,

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
+from .. import distributed
 from ..config import TrainConfig
+from ..distributed import average_gradients
 from ..data.text import Corpus, Vocabulary, batchify, bptt_windows, load_corpus, window
 from ..errors import DartsNasError
 from ..fileio import atomic_write_json
@@ -29,8 +31,8 @@ from ..genotypes import RecurrentGenotype, load_recurrent_genotype
 from ..nets.rnn import RNNModel, activation_penalty, lm_cross_entropy, parameter_count
 from .checkpoint import (BEST, CHECKPOINT, LM_TRAIN_KIND, MODEL_KIND, load_checkpoint, resolve_checkpoint,
                          save_checkpoint)
-from .common import (epoch_seed, genotype_label, resolve_device, restore_states, save_training_files, set_lr,
-                     write_training_start)
+from .common import (epoch_seed, genotype_label, join_ranks, resolve_device, restore_states, save_training_files,
+                     set_lr, write_training_start)
 from .log import Progress, format_duration
 from .loop import EpochRun
 from .search import SearchRun, build_search_model
@@ -51,7 +53,8 @@ def load_text(name: str, root, limit: int = 0, vocab: Vocabulary | None = None) 
 
 def run_windows(step, windows, label: str, log_every: int, progress: bool, check, device) -> float:
     """Call ``step(start, length) -> mean loss per token (device tensor)`` on each window of an epoch; losses are
-    summed on the device and read back every `log_every` windows only. Returns the mean loss per token."""
+    summed on the device and read back every `log_every` windows only (averaged over the ranks of a distributed
+    run, so that all see a NaN on any). Returns the mean loss per token."""
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     rows = 0
     bar = Progress(len(windows), label, enabled=progress)
@@ -61,19 +64,20 @@ def run_windows(step, windows, label: str, log_every: int, progress: bool, check
             rows += n
             postfix = None
             if i % log_every == 0 or i == len(windows):
-                mean = loss_sum.item() / rows
+                mean = distributed.all_sum(loss_sum).item() / distributed.world_size() / rows
                 check(mean, i)
                 postfix = f"loss {mean:.3f} ppl {perplexity(mean):.1f}"
             bar.update(1, postfix)
     finally:
         bar.close()
-    return loss_sum.item() / max(rows, 1)
+    return distributed.all_sum(loss_sum).item() / distributed.world_size() / max(rows, 1)
 
 
 @torch.no_grad()
-def stream_loss(loss_fn, source: torch.Tensor, bptt: int, hidden: torch.Tensor) -> float:
+def stream_loss(loss_fn, source: torch.Tensor, bptt: int, hidden: torch.Tensor, sharded: bool = False) -> float:
     """Mean cross-entropy per token over a whole batchified stream, in windows of `bptt` with the hidden state
-    carried; ``loss_fn((x, y, hidden)) -> (loss, next hidden)``."""
+    carried; ``loss_fn((x, y, hidden)) -> (loss, next hidden)``. ``sharded``: `source` is this rank's equal share
+    of the columns, and the figure is averaged over the ranks."""
     total = torch.zeros((), device=source.device, dtype=torch.float64)
     rows = 0
     for start, n in bptt_windows(source.shape[0], bptt, fixed=True):
@@ -81,7 +85,19 @@ def stream_loss(loss_fn, source: torch.Tensor, bptt: int, hidden: torch.Tensor) 
         loss, hidden = loss_fn((x, y, hidden))
         total += loss.double() * n
         rows += n
+    if sharded:
+        total = distributed.all_sum(total) / distributed.world_size()
     return total.item() / rows
+
+
+def sharded_stream(tokens: torch.Tensor, batch_size: int, device) -> tuple[torch.Tensor, bool]:
+    """A split batchified into `batch_size` columns and, in a distributed run, this rank's equal share of them;
+    returns (columns, whether sharded). A batch the ranks cannot share (the test perplexity's batch of 1) is
+    evaluated whole on every rank: the same figure, without the speed-up."""
+    data = batchify(tokens, batch_size, device)
+    if distributed.active() and batch_size % distributed.world_size() == 0:
+        return distributed.shard(data, 1), True
+    return data, False
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -94,8 +110,9 @@ class LMSearchRun(SearchRun):
         c = self.config
         self.corpus = load_text(c.dataset, c.data, c.limit)
         self.echo(f"note: {self.corpus.describe()}")
-        self.train_data = batchify(self.corpus.train, c.batch_size, self.device)
-        self.search_data = batchify(self.corpus.valid, c.batch_size, self.device)  # the alphas' stream
+        self.local_batch = distributed.shard_size(c.batch_size)  # each rank: its share of the columns
+        self.train_data = distributed.shard(batchify(self.corpus.train, c.batch_size, self.device), 1)
+        self.search_data = distributed.shard(batchify(self.corpus.valid, c.batch_size, self.device), 1)  # alphas
         self.steps = math.ceil((self.train_data.shape[0] - 1) / c.bptt)  # about: window lengths vary
 
     def build_model(self):
@@ -120,7 +137,7 @@ class LMSearchRun(SearchRun):
         windows = bptt_windows(self.train_data.shape[0], c.bptt, c.max_seq_len_delta, g)
         use_val = update_alphas and self.strategy.uses_val_batch
         val_rows = self.search_data.shape[0]
-        hidden = {"train": model.init_hidden(c.batch_size), "val": model.init_hidden(c.batch_size)}
+        hidden = {"train": model.init_hidden(self.local_batch), "val": model.init_hidden(self.local_batch)}
 
         def step(start: int, n: int):
             set_lr(self.w_opt, lr * n / c.bptt)
@@ -145,14 +162,14 @@ class LMSearchRun(SearchRun):
         self.model.eval()
         try:
             loss = stream_loss(self.model.loss, self.search_data, self.config.bptt,
-                               self.model.init_hidden(self.config.batch_size))
+                               self.model.init_hidden(self.local_batch), sharded=True)
         finally:
             self.model.train()
         return {"val_loss": loss, "val_ppl": perplexity(loss)}
 
     def signal_batches(self, count: int) -> list:
         windows = bptt_windows(self.search_data.shape[0], self.config.bptt, fixed=True)[:count]
-        return [(*window(self.search_data, s, n), self.model.init_hidden(self.config.batch_size)) for s, n in windows]
+        return [(*window(self.search_data, s, n), self.model.init_hidden(self.local_batch)) for s, n in windows]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -226,16 +243,16 @@ class LMTrainRun(EpochRun):
                  vocab: Vocabulary | None = None):
         self.config = c = config.validate()
         self.run_dir = Path(run_dir)
-        self.echo = echo
-        self.device = dev = resolve_device(c.device)
+        self.echo = echo = distributed.main_only(echo)
+        self.device = dev = join_ranks(c)
         self.genotype = genotype if genotype is not None else load_recurrent_genotype(c.genotype)
         self.corpus = load_text(c.dataset, c.data, c.limit)
         if vocab is not None and self.corpus.vocab != vocab:
             raise DartsNasError(f"the vocabulary of {c.data} is not the one this run was trained with")
         echo(f"note: {self.corpus.describe()}")
-        self.train_data = batchify(self.corpus.train, c.batch_size, dev)
-        self.val_data = batchify(self.corpus.valid, c.eval_batch_size, dev)
-        self.test_data = batchify(self.corpus.test, c.test_batch_size, dev)
+        self.local_batch = distributed.shard_size(c.batch_size)
+        self.train_data = distributed.shard(batchify(self.corpus.train, c.batch_size, dev), 1)
+        self.val_data, self.val_sharded = sharded_stream(self.corpus.valid, c.eval_batch_size, dev)
         torch.manual_seed(c.seed)
         self.model = build_lm(c, self.genotype, len(self.corpus.vocab)).to(dev)
         self.optimizer = self._sgd()
@@ -287,7 +304,7 @@ class LMTrainRun(EpochRun):
         torch.manual_seed(epoch_seed(c.seed, epoch, 2))  # dropout masks
         g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 0))
         windows = bptt_windows(self.train_data.shape[0], c.bptt, c.max_seq_len_delta, g)
-        hidden = model.init_hidden(c.batch_size)
+        hidden = model.init_hidden(self.local_batch)
         params = list(model.parameters())
         model.train()
 
@@ -300,6 +317,7 @@ class LMTrainRun(EpochRun):
             loss = lm_cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             (loss + activation_penalty(raw, dropped, c.ar, c.tar)).backward()
+            average_gradients(params)
             if c.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, c.grad_clip, foreach=True)
             opt.step()
@@ -316,7 +334,7 @@ class LMTrainRun(EpochRun):
         try:
             with averaged_weights(self.model, self.optimizer):
                 return stream_loss(lambda b: lm_loss(self.model, b), source, self.config.bptt,
-                                   self.model.init_hidden(source.shape[1]))
+                                   self.model.init_hidden(source.shape[1]), sharded=self.val_sharded)
         finally:
             self.model.train()
 
@@ -327,9 +345,13 @@ class LMTrainRun(EpochRun):
                 f"{len(self.corpus.vocab):,}, {self.corpus.train.numel():,} training tokens, batch {c.batch_size}, "
                 f"BPTT {c.bptt}; {self.device} -> {self.run_dir}")
 
+    def replicas(self) -> dict:
+        return {"language model": self.model, "optimizer state": self.optimizer}
+
     def begin(self) -> None:
-        write_training_start(self.run_dir, self.config, {"hparams": self.model.hparams,
-                                                         "params": parameter_count(self.model)}, self.genotype)
+        if distributed.is_main():
+            write_training_start(self.run_dir, self.config, {"hparams": self.model.hparams,
+                                                             "params": parameter_count(self.model)}, self.genotype)
         self.echo(self.describe())
 
     def run_epoch(self, epoch: int) -> dict:
@@ -362,12 +384,14 @@ class LMTrainRun(EpochRun):
             # From the next epoch on, averaged SGD (the state of plain SGD has nothing it needs).
             self.optimizer = self._asgd()
             self.history[-1]["switched_to_asgd"] = True
-            save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+            if distributed.is_main():
+                save_checkpoint(self.run_dir / CHECKPOINT, self.state())
             self.echo(f"  validation loss {record['val_loss']:.4f} is above the best before the last {c.nonmono} "
                       "epochs: switching to averaged SGD")
 
     def end(self, finished: bool) -> LMTrainResult:
-        final = self.final_results() if finished else None
+        # The final figures read best.pt, which rank 0 wrote: rank 0 measures them, the others are done.
+        final = self.final_results() if finished and distributed.is_main() else None
         return LMTrainResult(self.run_dir, self.epoch, finished, self.history, self.best, final)
 
     def final_results(self) -> dict:

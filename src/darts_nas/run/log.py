@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from .. import distributed
+
 
 def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
@@ -30,7 +32,7 @@ class Progress:
     def __init__(self, total: int, desc: str, enabled: bool = True, stream=None, width: int = 24):
         self.total, self.desc, self.width = total, desc, width
         self.stream = stream or sys.stderr
-        self.enabled = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = enabled and distributed.is_main() and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.perf_counter()
         self.n = 0
         self.postfix = ""

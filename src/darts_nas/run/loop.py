@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import distributed
 from .common import check_finite, last_checkpoint_text
 
 
@@ -33,6 +34,11 @@ class EpochRun:
     def report(self, record: dict) -> None:
         """The epoch's lines for the console (after it is saved)."""
 
+    def replicas(self) -> dict:
+        """What every rank of a distributed run must hold identically (modules and optimizers by name): the
+        loop verifies it after each epoch."""
+        return {}
+
     def end(self, finished: bool):  # pragma: no cover - abstract
         """After the loop: the final files of a finished run, and the result returned by :meth:`run`."""
         raise NotImplementedError
@@ -54,7 +60,10 @@ class EpochRun:
             record = self.run_epoch(self.epoch)
             self.history.append(record)
             self.epoch += 1
-            self.save()
+            distributed.check_replicas({k: distributed.state_tensors(v) for k, v in self.replicas().items()},
+                                       self.epoch)
+            if distributed.is_main():  # one writer; the others hold the same state
+                self.save()
             done_now += 1
             self.report(record)
         return self.end(self.epoch >= self.config.epochs or bool(self.stopped))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from .. import distributed
 from ..config import SearchConfig, speed_label
 from ..data import DeviceLoader, load_dataset, read_split_file, search_split
 from ..errors import DartsNasError
@@ -21,7 +22,7 @@ from ..genotypes import save_genotype
 from ..spaces import SearchData, get_space
 from ..strategies import ArchRegularizer, alpha_hessian_eigenvalue, strategy_from_config
 from .checkpoint import CHECKPOINT, SEARCH_KIND, load_checkpoint, save_checkpoint
-from .common import (NonFiniteLoss, cosine_lr, cosine_power_lr, epoch_generator, epoch_seed, make_sgd, resolve_device,
+from .common import (NonFiniteLoss, cosine_lr, cosine_power_lr, epoch_generator, epoch_seed, join_ranks, make_sgd,
                      restore_states, run_epoch_steps, set_lr, write_metrics)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import format_duration, format_op_weights
@@ -96,8 +97,8 @@ class SearchRun(EpochRun):
     def __init__(self, config: SearchConfig, run_dir, echo=print):
         self.config = config.validate()
         self.run_dir = Path(run_dir)
-        self.echo = echo
-        self.device = resolve_device(config.device)
+        self.echo = distributed.main_only(echo)
+        self.device = join_ranks(config)
         if config.cuda_graphs:
             require_cuda_graphs(self.device)
         self.setup_data()
@@ -123,6 +124,7 @@ class SearchRun(EpochRun):
                                image_size=config.image_size, synthetic_size=config.synthetic_size, seed=config.seed)
         for note in dataset.notes:
             echo(f"note: {note}")
+        distributed.check_same({"images": len(dataset), "classes": len(dataset.classes)}, "data")
         # Folders load sorted by class: they are shuffled (seeded) so the in-order split and --limit keep every class.
         self.dataset = dataset = dataset.reduced(config.limit, config.seed, shuffled=config.dataset == "folder")
         if config.split_file:
@@ -132,7 +134,8 @@ class SearchRun(EpochRun):
         else:
             train_idx, val_idx = search_split(len(dataset), config.train_portion)
         loader_args = dict(batch_size=config.batch_size, device=self.device, augment=True,
-                           crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout)
+                           crop_padding=config.crop_padding, flip=config.flip, cutout=config.cutout,
+                           sharded=distributed.active())
         self.train_loader = DeviceLoader(dataset, train_idx, **loader_args)
         self.val_loader = DeviceLoader(dataset, val_idx, **loader_args)
         self.steps = min(self.train_loader.steps_per_epoch(), self.val_loader.steps_per_epoch())
@@ -158,8 +161,8 @@ class SearchRun(EpochRun):
         return {"val_loss": val_loss, "val_acc": val_acc}
 
     def signal_batches(self, count: int) -> list:
-        """Validation batches of the Hessian estimate."""
-        return [b for _, b in zip(range(count), self.val_loader.eval_batches())]
+        """Validation batches of the Hessian estimate (this rank's shards of the first `count` global batches)."""
+        return self.val_loader.batch_shards(count)
 
     # -- persistence -----------------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -180,18 +183,23 @@ class SearchRun(EpochRun):
         save_checkpoint(self.run_dir / CHECKPOINT, self.state())
         write_metrics(self.run_dir, self.history)
 
+    def replicas(self) -> dict:
+        return {"weights and alphas": self.model, "weight optimizer state": self.w_opt,
+                "alpha optimizer state": self.a_opt}
+
     # -- the loop --------------------------------------------------------------------------------------------
     def evaluate(self, loader: DeviceLoader):
-        """Loss and accuracy on `loader`'s images without augmentation (BN uses batch statistics, as in search)."""
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        """Loss and accuracy on `loader`'s images without augmentation (BN uses batch statistics, as in search);
+        in a distributed run each rank evaluates its part and the sums are reduced: every image counts once."""
+        sums = torch.zeros(2, device=self.device, dtype=torch.float64)
         with torch.no_grad():
             for x, y in loader.eval_batches():
                 logits = self.model(x)
-                loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-                correct += (logits.argmax(1) == y).sum()
+                sums[0] += torch.nn.functional.cross_entropy(logits, y, reduction="sum").double()
+                sums[1] += (logits.argmax(1) == y).sum()
+        loss_sum, correct = distributed.all_sum(sums).tolist()
         n = len(loader)
-        return loss_sum.item() / n, correct.item() / n
+        return loss_sum / n, correct / n
 
     def step_fn(self, update_alphas: bool):
         """The step function of an epoch: with alpha updates, or the weights only during --arch-warmup-epochs
@@ -268,13 +276,15 @@ class SearchRun(EpochRun):
 
     def begin(self) -> None:
         c = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.run_dir / "config.json", c.to_dict())
+        if distributed.is_main():
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.run_dir / "config.json", c.to_dict())
         n_w, n_a = (sum(p.numel() for p in ps) for ps in (self.model.weight_parameters(),
                                                            self.model.arch_parameters()))
         self.echo(f"search: {c.space} space, {self.strategy.describe()}, {c.relaxation}"
                   f"{' + Max-W' if c.max_w else ''}; {self.data_text()}, {self.device}{self.speed_text()}, "
-                  f"{self.steps} steps/epoch, {n_w / 1e6:.2f}M weights, {n_a} alphas -> {self.run_dir}")
+                  f"{self.steps} steps/epoch, {n_w / 1e6:.2f}M weights, {n_a} alphas{distributed.describe()} -> "
+                  f"{self.run_dir}")
         if self.stopped:
             self.echo(f"this search stopped early after epoch {self.epoch}: {self.stopped}")
 
@@ -283,6 +293,7 @@ class SearchRun(EpochRun):
         t0 = time.perf_counter()
         metrics = self.train_epoch(epoch, lr)
         self.check_finite(metrics["train_loss"], epoch, self.steps)
+        distributed.average_buffers(self.model)
         metrics.update(self.validate())
         if not all(torch.isfinite(a).all() for a in self.model.arch_parameters()):
             raise NonFiniteLoss(f"the alphas became NaN or infinite in epoch {epoch + 1}; the search stopped and "
@@ -323,7 +334,7 @@ class SearchRun(EpochRun):
 
     def end(self, finished: bool) -> SearchResult:
         genotype = self.model.genotype()
-        if finished:
+        if finished and distributed.is_main():
             self.write_final(genotype)
         return SearchResult(self.run_dir, self.epoch, finished, genotype, self.history)
 

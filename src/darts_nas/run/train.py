@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..config import TrainConfig, speed_label
 from ..data import DeviceLoader, load_dataset
 from ..data.dataset import subset_indices
@@ -32,8 +33,8 @@ from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
 from ..nets.profile import profile_network
 from ..precision import autocast, full_precision
 from .checkpoint import CHECKPOINT, LAST, MODEL_KIND, TRAIN_KIND, load_checkpoint, resolve_checkpoint
-from .common import (cosine_lr, epoch_generator, epoch_seed, exponential_lr, genotype_label, make_sgd,
-                     resolve_device, restore_states, run_epoch_steps, save_training_files, set_lr,
+from .common import (cosine_lr, epoch_generator, epoch_seed, exponential_lr, genotype_label, join_ranks,
+                     make_sgd, resolve_device, restore_states, run_epoch_steps, save_training_files, set_lr,
                      write_training_start)
 from .graphs import CapturedStep, require_cuda_graphs
 from .log import Progress, format_duration
@@ -90,7 +91,9 @@ def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: d
     """The training loader (augmented per the recipe) and the test loader (no augmentation) for `c.dataset`.
 
     `recorded` (from a trained network's file: mean, std, classes) makes the test inputs exactly those of training
-    without reading the training split again."""
+    without reading the training split again. In a distributed run both loaders are sharded (see
+    :class:`~darts_nas.data.DeviceLoader`)."""
+    sharded = distributed.active()
     root = Path(c.data).expanduser()
     folders = c.dataset in ("folder", "imagenet")
     if folders:
@@ -101,7 +104,8 @@ def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: d
         take = subset_indices(len(files), c.test_limit, c.seed, True).tolist() if c.test_limit else range(len(files))
         mean, std = (recorded["mean"], recorded["std"]) if recorded else (IMAGENET_MEAN, IMAGENET_STD)
         test = StreamingLoader([files[i] for i in take], [labels[i] for i in take], c.batch_size, device,
-                               image_size=c.image_size, mean=mean, std=std, flip=False, workers=c.workers)
+                               image_size=c.image_size, mean=mean, std=std, flip=False, workers=c.workers,
+                               sharded=sharded)
         train = None
         if need_train:
             train_files, train_labels, train_classes = list_image_folder(train_dir)
@@ -110,7 +114,7 @@ def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: d
             train = StreamingLoader([train_files[i] for i in take], [train_labels[i] for i in take], c.batch_size,
                                     device, image_size=c.image_size, mean=mean, std=std, flip=c.flip,
                                     brightness=c.color_jitter, contrast=c.color_jitter, saturation=c.color_jitter,
-                                    hue=c.hue, workers=c.workers)
+                                    hue=c.hue, workers=c.workers, sharded=sharded)
         return TrainData(train, test, classes, 3, c.image_size, tuple(mean), tuple(std), "imagenet", True, [])
 
     train_ds = None
@@ -144,9 +148,9 @@ def load_train_data(c: TrainConfig, device, need_train: bool = True, recorded: d
     if train_ds is not None:
         train_ds = train_ds.reduced(c.limit, c.seed, folders)
         train = DeviceLoader(train_ds, torch.arange(len(train_ds)), c.batch_size, device, augment=True,
-                             crop_padding=c.crop_padding, flip=c.flip, cutout=c.cutout)
+                             crop_padding=c.crop_padding, flip=c.flip, cutout=c.cutout, sharded=sharded)
         notes = sorted(set(notes) | set(train_ds.notes))
-    test = DeviceLoader(test_ds, torch.arange(len(test_ds)), c.batch_size, device, augment=False)
+    test = DeviceLoader(test_ds, torch.arange(len(test_ds)), c.batch_size, device, augment=False, sharded=sharded)
     return TrainData(train, test, list(test_ds.classes), test_ds.images.shape[1], test_ds.images.shape[-1],
                      test_ds.mean, test_ds.std, test_ds.name, False, notes)
 
@@ -165,11 +169,13 @@ def training_loss(model: EvalNetwork, x, y, auxiliary_weight: float, label_smoot
 
 def train_step(model, optimizer, x, y, auxiliary_weight=0.4, label_smoothing=0.0, grad_clip=5.0,
                precision="fp32"):
-    """One SGD step; returns (loss, logits), both still on the device (nothing is read back here)."""
+    """One SGD step; returns (loss, logits), both still on the device (nothing is read back here). In a
+    distributed run the gradients are averaged over the ranks before clipping."""
     with autocast(x.device, precision):
         loss, logits = training_loss(model, x, y, auxiliary_weight, label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients(model.parameters())
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
@@ -190,33 +196,31 @@ def train_step_fn(model: EvalNetwork, optimizer, c: TrainConfig):
 
 @torch.no_grad()
 def evaluate_model(model: EvalNetwork, loader, precision: str = "fp32", progress: bool = False) -> dict:
-    """Top-1 and top-5 accuracy and mean cross-entropy over every example of `loader`, in eval mode."""
+    """Top-1 and top-5 accuracy and mean cross-entropy over every example of `loader`, in eval mode (a sharded
+    loader: each rank its part, the sums reduced, so every image counts exactly once)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    top1 = torch.zeros((), device=device, dtype=torch.long)
-    top5 = torch.zeros((), device=device, dtype=torch.long)
-    n = 0
+    sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss, top-1, top-5, images
     steps = -(-len(loader) // loader.batch_size)
     bar = Progress(steps, "test", enabled=progress)
     try:
         for x, y in loader.eval_batches():
             with autocast(device, precision):
                 logits = full_precision(model(x))
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             k = min(5, logits.shape[1])
             hits = logits.topk(k, dim=1).indices == y[:, None]
-            top1 += hits[:, 0].sum()
-            top5 += hits.any(1).sum()
-            n += y.shape[0]
+            sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(), hits[:, 0].sum().double(),
+                                 hits.any(1).sum().double(), torch.tensor(float(y.shape[0]), device=device,
+                                                                          dtype=torch.float64)])
             bar.update(1)
     finally:
         bar.close()
         model.train(was_training)
+    loss_sum, top1, top5, n = distributed.all_sum(sums).tolist()
     if n == 0:
         raise DartsNasError("the test set is empty")
-    return {"loss": loss_sum.item() / n, "top1": top1.item() / n, "top5": top5.item() / n, "images": n}
+    return {"loss": loss_sum / n, "top1": top1 / n, "top5": top5 / n, "images": int(n)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -231,6 +235,17 @@ class TrainResult:
     best: dict | None
 
 
+def sync_batch_norm(model: EvalNetwork, device: torch.device) -> EvalNetwork:
+    """--sync-bn: BatchNorm statistics over the global batch (PyTorch's SyncBatchNorm) in a distributed run on
+    CUDA; in one process BatchNorm already sees the whole batch, and SyncBatchNorm has no CPU kernels."""
+    if not distributed.active():
+        return model
+    if device.type != "cuda":
+        raise DartsNasError("--sync-bn needs CUDA ranks (PyTorch's SyncBatchNorm runs on GPUs only); on CPU each "
+                            "rank's BatchNorm uses its own shard's statistics")
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def build_network_for(c: TrainConfig, genotype: Genotype, num_classes: int, in_channels: int) -> EvalNetwork:
     cls = NETWORK_KINDS[c.network_kind()]
     return cls(genotype, C=c.channels, num_classes=num_classes, layers=c.layers, auxiliary=c.auxiliary,
@@ -243,8 +258,8 @@ class TrainRun(EpochRun):
     def __init__(self, config: TrainConfig, run_dir, echo=print, genotype: Genotype | None = None):
         self.config = c = config.validate()
         self.run_dir = Path(run_dir)
-        self.echo = echo
-        self.device = resolve_device(c.device)
+        self.echo = echo = distributed.main_only(echo)
+        self.device = join_ranks(c)
         if c.cuda_graphs:
             require_cuda_graphs(self.device)
         self.genotype = genotype if genotype is not None else load_genotype(c.genotype, Genotype)
@@ -258,6 +273,8 @@ class TrainRun(EpochRun):
         torch.manual_seed(c.seed)
         model = build_network_for(c, self.genotype, len(self.data.classes), self.data.in_channels)
         self.profile = profile_network(model, self.data.image_size)
+        if c.sync_bn:
+            model = sync_batch_norm(model, self.device)
         self.model = model.use_channels_last(c.channels_last).to(self.device)
         self.optimizer = make_sgd(self.model.parameters(), c.lr, c.momentum, c.weight_decay, c.cuda_graphs)
         self.step_fn = train_step_fn(self.model, self.optimizer, c)
@@ -301,7 +318,8 @@ class TrainRun(EpochRun):
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         c = self.config
         self.model.train()
-        torch.manual_seed(epoch_seed(c.seed, epoch, 2))  # drop-path masks
+        # Drop-path masks: each rank draws its own (rank 0 those of one process).
+        torch.manual_seed(epoch_seed(c.seed, epoch, 2 + 100 * distributed.rank()))
         batches = (((x, y), y) for x, y in self.data.train.epoch(epoch_generator(c.seed, epoch, 0, self.device)))
         return run_epoch_steps(self.step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
                                c.log_every, c.progress, lambda loss, step: self.check_finite(loss, epoch, step))
@@ -311,11 +329,16 @@ class TrainRun(EpochRun):
         return (f"train: {genotype_label(c.genotype)} cell, {type(self.model).__name__} C={c.channels} {c.layers} cells: "
                 f"{p.params / 1e6:.2f}M params ({p.params_total / 1e6:.2f}M with the auxiliary head), "
                 f"{p.multiply_adds / 1e6:.0f}M multiply-adds; {d.name}: {len(d.train)} train / {len(d.test)} test "
-                f"images; {self.device} ({speed_label(c.to_dict())}), {self.steps} steps/epoch -> {self.run_dir}")
+                f"images; {self.device} ({speed_label(c.to_dict())}){distributed.describe()}, {self.steps} "
+                f"steps/epoch -> {self.run_dir}")
+
+    def replicas(self) -> dict:
+        return {"network": self.model, "optimizer state": self.optimizer}
 
     def begin(self) -> None:
-        write_training_start(self.run_dir, self.config, {"hparams": self.model.hparams, **self.profile.to_dict()},
-                             self.genotype)
+        if distributed.is_main():
+            write_training_start(self.run_dir, self.config,
+                                 {"hparams": self.model.hparams, **self.profile.to_dict()}, self.genotype)
         self.echo(self.describe())
 
     def run_epoch(self, epoch: int) -> dict:
@@ -326,13 +349,15 @@ class TrainRun(EpochRun):
         t0 = time.perf_counter()
         train_loss, train_acc = self.train_epoch(epoch)
         self.check_finite(train_loss, epoch, self.steps)
+        distributed.average_buffers(self.model)  # BatchNorm's running statistics: the mean over the ranks
         train_seconds = time.perf_counter() - t0
         record = {"epoch": epoch + 1, "lr": lr, "drop_path_prob": drop, "train_loss": train_loss,
                   "train_acc": train_acc, "train_seconds": round(train_seconds, 3),
                   "images_per_s": round(self.steps * c.batch_size / train_seconds, 2)}
         if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
             test = evaluate_model(self.model, self.data.test, c.precision, progress=c.progress)
-            record.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"])
+            record.update(test_loss=test["loss"], test_acc=test["top1"], test_top5=test["top5"],
+                          test_images=test["images"])
         record["seconds"] = round(time.perf_counter() - t0, 3)
         self.improved = "test_acc" in record and (self.best is None or record["test_acc"] > self.best["test_acc"])
         if self.improved:

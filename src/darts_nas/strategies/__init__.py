@@ -9,6 +9,10 @@ update_alphas=True)`` and works on any search model of :mod:`darts_nas.spaces`:
 
 How the alphas become op weights (softmax, sigmoid, Gumbel) is the space's relaxation, orthogonal to these; an
 :class:`ArchRegularizer` (resource, discretization) adds its penalty under any of them.
+
+Distributed runs: every gradient a strategy computes from a batch (a loss on this rank's shard) goes through
+:func:`darts_nas.distributed.average` where it is computed, before anything uses it; a new strategy does the
+same (tests/test_distributed.py checks each strategy against one process).
 """
 
 from ..errors import registry_lookup

@@ -13,6 +13,10 @@ equation). The recurrent search clips inside it, as its weight step does (``virt
 is scaled by k = min(1, clip / ||g||), and since w' then moves along k g, the Hessian term is scaled by the same k
 (held constant), which is the exact derivative of L_val(w - eta (k g(w, alpha) + weight_decay w), alpha).
 
+In a distributed run each gradient of a shard's loss (the virtual step's, the direct and v terms, the
+Hessian-vector product, the weights') is averaged over the ranks as soon as it is computed, so that everything
+after it (norms, the virtual step, eps = r / ||v||) is the global batch's and identical on every rank.
+
 Everything here works on any search model that follows the interface in :mod:`darts_nas.spaces` (the CNN spaces,
 and the recurrent one, whose batches carry their hidden state and whose ``loss`` returns the next one), and
 nothing synchronizes with the host: norms and the learning rate stay tensors.
@@ -25,6 +29,7 @@ from typing import Sequence
 
 import torch
 
+from ..distributed import average
 from ..errors import DartsNasError
 
 HVP_METHODS = ("finite-difference", "exact")
@@ -82,7 +87,7 @@ def hessian_vector_product(model, batch, v: Sequence[torch.Tensor], method: str 
         if train_grads is None:
             loss, _ = model.loss(batch)
             train_grads = torch.autograd.grad(loss, model.weight_parameters(), create_graph=True)
-        return torch.autograd.grad(train_grads, alphas, grad_outputs=list(v))
+        return average(torch.autograd.grad(train_grads, alphas, grad_outputs=list(v)))
     names, weights = zip(*model.named_weight_parameters().items())
     eps = r / _global_norm(v)
     grads = []
@@ -90,7 +95,7 @@ def hessian_vector_product(model, batch, v: Sequence[torch.Tensor], method: str 
         shifted = {n: w.detach() + (sign * eps) * vi for n, w, vi in zip(names, weights, v)}
         loss, _ = model.loss(batch, shifted)
         grads.append(torch.autograd.grad(loss, alphas))
-    return [(gp - gm) / (2 * eps) for gp, gm in zip(*grads)]
+    return average([(gp - gm) / (2 * eps) for gp, gm in zip(*grads)])
 
 
 def clip_factor(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
@@ -112,14 +117,14 @@ def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=
     alphas = model.arch_parameters()
     if order == 1:
         loss, out = model.loss(val_batch)
-        grads = list(torch.autograd.grad(loss, alphas))
+        grads = average(torch.autograd.grad(loss, alphas))
         return (grads, out.detach()) if with_output else grads
 
     names, weights = zip(*model.named_weight_parameters().items())
     # Virtual step on the training loss; keep its graph when the exact product will differentiate it again.
     train_loss, _ = model.loss(train_batch)
     train_grads = torch.autograd.grad(train_loss, weights, create_graph=(hvp == "exact"))
-    step_grads = [g.detach() for g in train_grads]
+    step_grads = average([g.detach() for g in train_grads])
     k = clip_factor(step_grads, virtual_clip) if virtual_clip else None
     if k is not None:
         step_grads = [g * k for g in step_grads]
@@ -128,7 +133,7 @@ def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=
 
     # Validation loss at w'; its gradient splits into the direct alpha term and v = dL_val/dw'.
     val_loss, out = model.loss(val_batch, unrolled)
-    grads = torch.autograd.grad(val_loss, list(alphas) + list(unrolled.values()))
+    grads = average(torch.autograd.grad(val_loss, list(alphas) + list(unrolled.values())))
     direct, v = grads[: len(alphas)], grads[len(alphas):]
 
     hv = hessian_vector_product(model, train_batch, v, hvp, r, train_grads if hvp == "exact" else None)
@@ -147,7 +152,7 @@ def weight_step(model, train_batch, w_optimizer, grad_clip: float | None, grads=
     loss = out = None
     if grads is None:
         loss, objective, out = model.training_loss(train_batch)
-        grads = torch.autograd.grad(objective, weights, allow_unused=True)
+        grads = average(torch.autograd.grad(objective, weights, allow_unused=True), weights)
     for w, g in zip(weights, grads):
         w.grad = g
     if grad_clip:

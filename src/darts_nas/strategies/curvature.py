@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from ..distributed import average
+
 
 def alpha_hessian_eigenvalue(model, batches, iters: int = 20, tol: float = 1e-4, generator=None) -> float:
     """The eigenvalue of largest magnitude of d^2 L / dalpha^2, L the mean loss over `batches` (signed: the
@@ -23,7 +25,7 @@ def alpha_hessian_eigenvalue(model, batches, iters: int = 20, tol: float = 1e-4,
     for i in range(iters):
         norm = torch.sqrt(sum((t * t).sum() for t in v))
         v = [t / norm for t in v]
-        hv = torch.autograd.grad(grads, alphas, grad_outputs=v, retain_graph=i < iters - 1)
+        hv = average(torch.autograd.grad(grads, alphas, grad_outputs=v, retain_graph=i < iters - 1))
         new = float(sum((a * b).sum() for a, b in zip(v, hv)))  # Rayleigh quotient, read once per iteration
         v = [t.detach() for t in hv]
         if i and abs(new - estimate) <= tol * max(abs(new), 1e-12):

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import torch
 
+from ..distributed import average
 from ..errors import DartsNasError
 from .bilevel import AlternatingStep, _global_norm, check_settings, hessian_vector_product
 
@@ -36,7 +37,7 @@ def weight_hessian_vector_product(model, batch, v: Sequence[torch.Tensor], metho
         if train_grads is None:
             loss, _ = model.loss(batch)
             train_grads = torch.autograd.grad(loss, weights, create_graph=True)
-        return torch.autograd.grad(train_grads, weights, grad_outputs=list(v), retain_graph=True)
+        return average(torch.autograd.grad(train_grads, weights, grad_outputs=list(v), retain_graph=True))
     names = list(model.named_weight_parameters())
     eps = r / _global_norm(v)
     grads = []
@@ -45,7 +46,7 @@ def weight_hessian_vector_product(model, batch, v: Sequence[torch.Tensor], metho
         shifted = {n: t.requires_grad_() for n, t in shifted.items()}
         loss, _ = model.loss(batch, shifted)
         grads.append(torch.autograd.grad(loss, list(shifted.values())))
-    return [(gp - gm) / (2 * eps) for gp, gm in zip(*grads)]
+    return average([(gp - gm) / (2 * eps) for gp, gm in zip(*grads)])
 
 
 def neumann_inverse_hvp(hvp, v: Sequence[torch.Tensor], eta, terms: int, weight_decay: float = 0.0):
@@ -68,7 +69,7 @@ def implicit_gradient(model, train_batch, val_batch, *, eta, terms: int = 2, wei
     check_settings(2, hvp)
     alphas, weights = model.arch_parameters(), model.weight_parameters()
     val_loss, val_out = model.loss(val_batch)
-    grads = torch.autograd.grad(val_loss, [*alphas, *weights], allow_unused=True)
+    grads = average(torch.autograd.grad(val_loss, [*alphas, *weights], allow_unused=True), [*alphas, *weights])
     direct = [torch.zeros_like(a) if g is None else g for a, g in zip(alphas, grads[: len(alphas)])]
     v = [torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads[len(alphas):])]
 

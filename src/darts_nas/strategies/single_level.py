@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..distributed import average
 from .bilevel import alpha_step, weight_step
 
 
@@ -41,7 +42,7 @@ class SingleLevel:
             return (*weight_step(model, train_batch, w_optimizer, grad_clip), None)
         weights, alphas = model.weight_parameters(), model.arch_parameters()
         loss, objective, out = model.training_loss(train_batch)
-        grads = torch.autograd.grad(objective, [*weights, *alphas], allow_unused=True)
+        grads = average(torch.autograd.grad(objective, [*weights, *alphas], allow_unused=True), [*weights, *alphas])
         weight_step(model, None, w_optimizer, grad_clip, grads=grads[:len(weights)])
         alpha_step(model, grads[len(weights):], a_optimizer, self.regularizer)
         return loss.detach(), out.detach(), None
