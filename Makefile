@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-train test bench bench-gpu clean
+.PHONY: install demo demo-train test bench bench-gpu bench-gpu-scaling clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ bench-gpu:
 	$(GPU_BENCH) search --device cuda --order 1 --checkpoint-cells --cuda-graphs --fuse-ops --json runs/bench-gpu/search-ckpt.json
 	$(GPU_BENCH) train --device cuda --precision fp32 bf16 --json runs/bench-gpu/train-plain.json
 	$(GPU_BENCH) train --device cuda --precision fp32 bf16 --cuda-graphs --json runs/bench-gpu/train-graphs.json
+
+# Distributed scaling on every GPU of the machine (torchrun, NCCL), against one process with the same batch per GPU.
+GPUS = $(shell $(PYTHON) -c "import torch; print(torch.cuda.device_count())")
+bench-gpu-scaling:
+	mkdir -p runs/bench-gpu
+	$(GPU_BENCH) search --device cuda --nproc $(GPUS) --order 1 2 --json runs/bench-gpu/search-scaling.json
+	$(GPU_BENCH) train --device cuda --nproc $(GPUS) --json runs/bench-gpu/train-scaling.json
 
 clean:
 	rm -rf $(VENV) runs/demo runs/eval-demo build src/*.egg-info

@@ -114,7 +114,8 @@ class SearchConfig(Settings, LanguageModelSettings):
                                   "recurrent search clips at --grad-clip)")
     # weights
     epochs: int = _f(50, "search epochs")
-    batch_size: int = _f(64, "batch size (weights and alphas); under torchrun the global batch, each rank computing batch / world size")
+    batch_size: int = _f(64, "batch size (weights and alphas); under torchrun the global batch, each rank computing "
+                         "batch / world size")
     lr: float = _f(0.025, "weight learning rate at epoch 0 (annealed to --lr-min)")
     lr_min: float = _f(0.001, "weight learning rate at the end")
     lr_schedule: str = _f("cosine", "cosine, cosine-power (sharpDARTS' Cosine Power Annealing), or constant",
@@ -265,7 +266,8 @@ class TrainConfig(Settings, LanguageModelSettings):
     test_batch_size: int = _f(1, "language model: batch size of the test perplexity")
     # optimization
     epochs: int = _f(600, "training epochs")
-    batch_size: int = _f(96, "batch size; under torchrun the global batch (per-rank batch x world size; see --scale-lr)")
+    batch_size: int = _f(96, "batch size; under torchrun the global batch (per-rank batch x world size; see "
+                         "--scale-lr)")
     lr: float = _f(0.025, "learning rate at epoch 0")
     lr_schedule: str = _f("cosine", "cosine: to --lr-min over the run; exponential: x --lr-decay each epoch; "
                           "constant (language models, until averaged SGD takes over)",
