@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch is pinned in pyproject.toml (torch==2.13.0): on a CPU machine pip takes the CPU wheel.
+	# torch is pinned in pyproject.toml (torch==2.13.0): on a CPU machine pip takes the CPU wheel. The test extra
+	# brings the optional ones too (plot, tensorboard, export), so their tests run.
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
@@ -18,6 +19,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	rm -rf runs/demo
 	$(VENV)/bin/darts-nas search --preset demo
+	$(VENV)/bin/darts-nas plot runs/demo
+	$(VENV)/bin/darts-nas report runs/demo
+	@echo "the demo's pictures are in runs/demo/plots/ and its report in runs/demo/report.html"
 
 demo-train: $(STAMP)
 	rm -rf runs/eval-demo

@@ -179,6 +179,8 @@ class SearchConfig(Settings, LanguageModelSettings):
     out: str = _f("", "run directory (default runs/<preset>-<time>)")
     log_every: int = _f(20, "steps between progress updates that read losses back from the device")
     progress: bool = _f(True, "show a progress bar")
+    tensorboard: bool = _f(False, "write TensorBoard events to RUN_DIR/tensorboard each epoch: scalars, op weights "
+                           "per edge, the cell diagram (needs darts-nas[tensorboard])")
 
     POSITIVE = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
                 "synthetic_size", "log_every", "partial_channels", "cells_per_stage", "neumann_terms", "tau_min",
@@ -297,6 +299,8 @@ class TrainConfig(Settings, LanguageModelSettings):
     eval_every: int = _f(1, "evaluate on the test set every N epochs (and after the last)")
     log_every: int = _f(50, "steps between progress updates that read losses back from the device")
     progress: bool = _f(True, "show a progress bar")
+    tensorboard: bool = _f(False, "write TensorBoard events to RUN_DIR/tensorboard each epoch (needs "
+                           "darts-nas[tensorboard])")
 
     POSITIVE = ("channels", "layers", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
                 "log_every", "units", "bptt", "eval_batch_size", "test_batch_size")

@@ -147,6 +147,21 @@ class Genotype:
         object.__setattr__(self, "reduce_concat", _normalize_concat("reduce_concat", self.reduce_concat,
                                                                     len(reduce) // 2))
 
+    def graphs(self) -> list:
+        """The normal and the reduction cell as drawings see them (:class:`~.graph.CellGraph`): inputs
+        c_{k-2} and c_{k-1}, nodes 0..n-1 with two (input, op) edges each, the concatenation c_{k}."""
+        from .graph import CellGraph
+
+        out = []
+        for name, cell, concat in (("normal", self.normal, self.normal_concat),
+                                   ("reduce", self.reduce, self.reduce_concat)):
+            label = {0: "c_{k-2}", 1: "c_{k-1}"}
+            nodes = tuple(str(i) for i in range(len(cell) // 2))
+            edges = [(label.get(j, str(j - 2)), str(i // 2), op) for i, (op, j) in enumerate(cell)]
+            edges += [(label.get(k, str(k - 2)), "c_{k}", "") for k in concat]
+            out.append(CellGraph(name, ("c_{k-2}", "c_{k-1}"), nodes, "c_{k}", tuple(edges)))
+        return out
+
     def to_text(self) -> str:
         """The format papers publish, so a logged genotype can be pasted into other DARTS code bases."""
         return (f"Genotype(normal={_cell_text(self.normal)}, normal_concat={_concat_text(self.normal_concat)}, "

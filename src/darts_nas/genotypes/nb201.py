@@ -42,6 +42,14 @@ class NB201Arch:
             raise DartsNasError(f"unknown NAS-Bench-201 op {unknown[0]!r} (known: {', '.join(NB201_PRIMITIVES)})")
         object.__setattr__(self, "ops", ops)
 
+    def graphs(self) -> list:
+        """The cell as drawings see it: node 0 its input, nodes 1 and 2, node 3 the sum of its edges; an edge
+        whose op is ``none`` is no connection and is not drawn."""
+        from .graph import CellGraph
+
+        edges = tuple((str(i), str(j), op) for (j, i), op in zip(NB201_EDGES, self.ops) if op != "none")
+        return [CellGraph("cell", ("0",), ("1", "2"), "3", edges, "sum")]
+
     def to_text(self) -> str:
         nodes = []
         for node in (1, 2, 3):

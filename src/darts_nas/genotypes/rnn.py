@@ -67,6 +67,17 @@ class RecurrentGenotype:
     def steps(self) -> int:
         return len(self.recurrent)
 
+    def graphs(self) -> list:
+        """The recurrent cell as drawings see it: x_t and h_{t-1} into node 0, each node i reading one earlier
+        node through its activation, h_t the average of the concatenated nodes."""
+        from .graph import CellGraph
+
+        nodes = tuple(str(i) for i in range(self.steps + 1))
+        edges = [("x_{t}", "0", ""), ("h_{t-1}", "0", "")]
+        edges += [(str(j), str(i + 1), op) for i, (op, j) in enumerate(self.recurrent)]
+        edges += [(str(k), "h_{t}", "") for k in self.concat]
+        return [CellGraph("recurrent", ("x_{t}", "h_{t-1}"), nodes, "h_{t}", tuple(edges), "average")]
+
     def to_text(self) -> str:
         cell = ", ".join(f"('{op}', {j})" for op, j in self.recurrent)
         c = self.concat

@@ -16,7 +16,7 @@ from .checkpoint import BEST, CHECKPOINT, LAST
 from .log import Progress
 
 # What a resumed run may change: where and how fast it runs and how it shows progress, never what it computes.
-RESUMABLE_CHANGES = ("device", "progress", "cuda_graphs")
+RESUMABLE_CHANGES = ("device", "progress", "cuda_graphs", "tensorboard")
 
 
 class NonFiniteLoss(DartsNasError):

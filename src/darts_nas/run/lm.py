@@ -348,6 +348,9 @@ class LMTrainRun(EpochRun):
     def replicas(self) -> dict:
         return {"language model": self.model, "optimizer state": self.optimizer}
 
+    def tensorboard_genotype(self):
+        return self.genotype if self.epoch == 1 else None
+
     def begin(self) -> None:
         if distributed.is_main():
             write_training_start(self.run_dir, self.config, {"hparams": self.model.hparams,

@@ -17,6 +17,7 @@ class EpochRun:
     :meth:`save`, :meth:`report` and :meth:`end`."""
 
     stopped = ""  # set by a run that ends early (a search's collapse stop); the loop then ends
+    _tensorboard = None
     nan_hint = "Lower --lr, or check the data."
 
     def begin(self) -> None:  # pragma: no cover - abstract
@@ -33,6 +34,15 @@ class EpochRun:
 
     def report(self, record: dict) -> None:
         """The epoch's lines for the console (after it is saved)."""
+
+    def tensorboard_genotype(self):
+        """The cell drawn into TensorBoard each epoch (None: no image)."""
+        return None
+
+    def log_epoch(self, record: dict) -> None:
+        """--tensorboard: the epoch's figures as events in RUN_DIR/tensorboard (rank 0)."""
+        if self._tensorboard is not None:
+            self._tensorboard.epoch(record, self.epoch, self.tensorboard_genotype())
 
     def replicas(self) -> dict:
         """What every rank of a distributed run must hold identically (modules and optimizers by name): the
@@ -52,6 +62,10 @@ class EpochRun:
 
     def run(self, stop_after: int | None = None):
         """Run the epochs left (at most `stop_after` of them in this call); a checkpoint after each."""
+        if getattr(self.config, "tensorboard", False) and distributed.is_main():
+            from ..plots.tensorboard import TensorBoardLog  # one line, before any epoch, if it is not installed
+
+            self._tensorboard = TensorBoardLog(Path(self.run_dir) / "tensorboard")
         self.begin()
         done_now = 0
         while self.epoch < self.config.epochs and not self.stopped:
@@ -66,4 +80,7 @@ class EpochRun:
                 self.save()
             done_now += 1
             self.report(record)
+            self.log_epoch(record)
+        if self._tensorboard is not None:
+            self._tensorboard.close()
         return self.end(self.epoch >= self.config.epochs or bool(self.stopped))

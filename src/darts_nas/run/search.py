@@ -183,6 +183,9 @@ class SearchRun(EpochRun):
         save_checkpoint(self.run_dir / CHECKPOINT, self.state())
         write_metrics(self.run_dir, self.history)
 
+    def tensorboard_genotype(self):
+        return self.model.genotype()
+
     def replicas(self) -> dict:
         return {"weights and alphas": self.model, "weight optimizer state": self.w_opt,
                 "alpha optimizer state": self.a_opt}

@@ -332,6 +332,9 @@ class TrainRun(EpochRun):
                 f"images; {self.device} ({speed_label(c.to_dict())}){distributed.describe()}, {self.steps} "
                 f"steps/epoch -> {self.run_dir}")
 
+    def tensorboard_genotype(self):
+        return self.genotype if self.epoch == 1 else None  # the cell does not change: once
+
     def replicas(self) -> dict:
         return {"network": self.model, "optimizer state": self.optimizer}
 

@@ -70,9 +70,15 @@ class SearchModel(nn.Module):
         return "\n".join(lines)
 
     def alpha_record(self) -> dict:
-        """Raw alphas and their deterministic op weights as nested lists, for metrics.jsonl and alphas.json."""
+        """Raw alphas and their deterministic op weights as nested lists, for metrics.jsonl and alphas.json, with
+        the names of their columns (ops) and rows (edges), which the plots read."""
         return {"alphas": {k: a.detach().cpu().tolist() for k, a in self.alphas.items()},
-                "op_weights": {k: w.detach().cpu().tolist() for k, w in self.probabilities().items()}}
+                "op_weights": {k: w.detach().cpu().tolist() for k, w in self.probabilities().items()},
+                "primitives": list(self.primitives), "edges": self.edge_names()}
+
+    def edge_names(self) -> dict[str, list[str]]:
+        """A name per row of each alpha matrix ("from->to" where the space knows its edges)."""
+        return {k: [f"edge {e}" for e in range(a.shape[0])] for k, a in self.alphas.items()}
 
     @torch.no_grad()
     def derivation_weights(self) -> dict[str, torch.Tensor]:

@@ -276,6 +276,13 @@ class DartsCNNSearchModel(SearchModel):
         return "\n".join(f"\n{cell} cell, softmax(alpha):\n{weight_table(self.primitives, w, self.steps)}"
                          for cell, w in self.derivation_weights().items())
 
+    def edge_names(self) -> dict[str, list[str]]:
+        """Node i reads c_{k-2}, c_{k-1} and the nodes before it, in that order."""
+        names = []
+        for i in range(self.steps):
+            names += [f"{('c_{k-2}', 'c_{k-1}')[j] if j < 2 else j - 2}->{i}" for j in range(i + 2)]
+        return {"normal": names, "reduce": list(names)}
+
     def alpha_record(self) -> dict:
         out = super().alpha_record()
         if len(self.betas):

@@ -72,6 +72,10 @@ class DartsRNNSearchModel(SearchModel):
         self.alphas = nn.ParameterDict({"recurrent": nn.Parameter(1e-3 * torch.randn(edges, len(RNN_PRIMITIVES)))})
         self.init_search(relaxation, max_w)
 
+    def edge_names(self) -> dict[str, list[str]]:
+        """Node i (1..steps) reads every earlier node 0..i-1."""
+        return {"recurrent": [f"{j}->{i}" for i in range(1, self.steps + 1) for j in range(i)]}
+
     def init_hidden(self, batch_size: int, device=None) -> torch.Tensor:
         return self.net.init_hidden(batch_size, device)
 

@@ -124,6 +124,9 @@ class NB201SearchModel(SearchModel):
                                                                                 len(NB201_PRIMITIVES)))})
         self.init_search(relaxation, max_w)
 
+    def edge_names(self) -> dict[str, list[str]]:
+        return {"cell": [f"{i}->{j}" for j, i in NB201_EDGES]}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.op_weights()
         selected = self.selections(w)

@@ -1,0 +1,161 @@
+"""What a run did over its epochs, from its metrics.jsonl: the op weights of every edge (collapse shows as one op,
+often skip_connect or none, taking over), the collapse signals, and the learning curves. Each figure is built
+from the records alone, so it can be drawn for a finished run, a stopped one, or one still running."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..errors import DartsNasError
+from . import new_figure
+
+# One colour per op in the alpha panels (matplotlib's tab10), then line styles beyond ten ops.
+OP_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+              "#17becf")
+STYLES = ("-", "--", ":", "-.")
+
+
+def read_history(run_dir) -> list[dict]:
+    """The records of metrics.jsonl, one per finished epoch."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise DartsNasError(f"{run_dir}: no metrics.jsonl (not a run directory, or no epoch has finished)")
+    records = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                raise DartsNasError(f"{path} line {i}: not a JSON record") from None
+    if not records:
+        raise DartsNasError(f"{path}: no epoch has finished yet")
+    return records
+
+
+def alpha_trajectories(history: list[dict]) -> dict[str, list[list[list[float]]]]:
+    """Per alpha matrix, the op weights of each epoch: [epoch][edge][op] (a search run's records)."""
+    out: dict[str, list] = {}
+    for r in history:
+        for cell, w in r.get("op_weights", {}).items():
+            out.setdefault(cell, []).append(w)
+    return out
+
+
+def alpha_figure(history: list[dict], primitives=None):
+    """One panel per edge: each op's weight over the epochs. None for a run without alphas (training). The op
+    names come from the records (or `primitives`, for runs recorded before the records held them)."""
+    traj = alpha_trajectories(history)
+    if not traj:
+        return None
+    last = history[-1]
+    epochs = [r["epoch"] for r in history]
+    primitives = last.get("primitives") or primitives or [f"op {k}" for k in
+                                                            range(len(next(iter(traj.values()))[0][0]))]
+    names = last.get("edges", {})
+    panels = [(cell, e) for cell, w in traj.items() for e in range(len(w[0]))]
+    cols = min(7, len(panels)) if len(panels) > 6 else len(panels)
+    rows = math.ceil(len(panels) / cols)
+    fig = new_figure(2.2 * cols + 1.6, 1.75 * rows + 0.9)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True).flatten()
+    for ax, (cell, e) in zip(axes, panels):
+        for k, op in enumerate(primitives):
+            line, = ax.plot(epochs, [w[e][k] for w in traj[cell]], color=OP_PALETTE[k % len(OP_PALETTE)],
+                            ls=STYLES[k // len(OP_PALETTE) % len(STYLES)], lw=1.4, label=op)
+            line.set_gid(f"alpha|{cell}|{e}|{op}")
+        edge = names.get(cell, [])[e] if e < len(names.get(cell, [])) else f"edge {e}"
+        ax.set_title(f"{cell}: {edge}".replace("_{", "_").replace("}", ""), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, title="op", title_fontsize=8)
+    fig.supxlabel("epoch", fontsize=9)
+    fig.supylabel("op weight (softmax / sigmoid of the alphas)", fontsize=9)
+    return fig
+
+
+SIGNALS = (("param_free_ops", "parameter-free ops in the derived cell"),
+           ("hessian_eigenvalue", "dominant Hessian eigenvalue (alphas)"),
+           ("nb201", "NAS-Bench-201 test accuracy of the cell (%)"))
+
+
+def signal_series(history: list[dict]) -> dict[str, tuple[list, list]]:
+    """Each collapse signal present in the records: (epochs, values); NB201 accuracies one series per dataset."""
+    out = {}
+    for key, _ in SIGNALS:
+        if key == "nb201":
+            for r in history:
+                for name, v in r.get("nb201", {}).items():
+                    if name.endswith("_test_acc") and v is not None:
+                        xs, ys = out.setdefault(f"nb201/{name[:-len('_test_acc')]}", ([], []))
+                        xs.append(r["epoch"])
+                        ys.append(v)
+            continue
+        points = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
+        if points:
+            out[key] = ([p[0] for p in points], [p[1] for p in points])
+    return out
+
+
+def signals_figure(history: list[dict]):
+    series = signal_series(history)
+    if not series:
+        return None
+    shown = [(key, title) for key, title in SIGNALS if any(s == key or s.startswith(key + "/") for s in series)]
+    fig = new_figure(4.2 * len(shown), 3.2)
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, (key, title) in zip(axes, shown):
+        for name, (xs, ys) in series.items():
+            if name == key or name.startswith(key + "/"):
+                line, = ax.plot(xs, ys, marker="o", ms=3, label=name.split("/", 1)[-1])
+                line.set_gid(f"signal|{name}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        if key == "param_free_ops":
+            ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        if key == "nb201":
+            ax.legend(fontsize=7)
+    return fig
+
+
+CURVES = (("loss", "_loss"), ("accuracy", "_acc"), ("perplexity", "_ppl"), ("learning rate", "lr"))
+
+
+def curve_series(history: list[dict]) -> dict[str, dict[str, tuple[list, list]]]:
+    """The learning curves by panel: losses (every *_loss), accuracies (*_acc), perplexities (*_ppl), the
+    learning rate; (epochs, values) per key."""
+    out: dict[str, dict] = {}
+    for panel, suffix in CURVES:
+        keys = sorted({k for r in history for k, v in r.items() if isinstance(v, (int, float)) and
+                       not isinstance(v, bool) and (k == suffix if suffix == "lr" else k.endswith(suffix))})
+        for k in keys:
+            pts = [(r["epoch"], r[k]) for r in history if isinstance(r.get(k), (int, float))]
+            out.setdefault(panel, {})[k] = ([p[0] for p in pts], [p[1] for p in pts])
+    return out
+
+
+def curves_figure(history: list[dict]):
+    series = curve_series(history)
+    if not series:
+        return None
+    fig = new_figure(3.8 * len(series), 3.2)
+    axes = fig.subplots(1, len(series), squeeze=False)[0]
+    for ax, (panel, lines) in zip(axes, series.items()):
+        for k, (xs, ys) in lines.items():
+            scale = 100.0 if panel == "accuracy" else 1.0
+            line, = ax.plot(xs, [y * scale for y in ys], marker="o", ms=3, label=k)
+            line.set_gid(f"curve|{k}")
+        if panel == "perplexity" and all(y > 0 for _, ys in lines.values() for y in ys):
+            ax.set_yscale("log")
+        ax.set_title(panel + (" (%)" if panel == "accuracy" else ""), fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
