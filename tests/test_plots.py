@@ -165,7 +165,7 @@ def fake_run(root: Path, name: str, seed: int, strategy: str, accs, free: int, s
                 "nb201": {"cifar10_test_acc": 10.0}},
                {"epoch": 2, "val_acc": 0.3, "seconds": seconds / 2, "genotype": NB_ARCH, "param_free_ops": free,
                 "nb201": {"cifar10_test_acc": accs[0], "cifar100_test_acc": accs[1],
-                          "imagenet16_120_test_acc": accs[2]}}]
+                          "imagenet16-120_test_acc": accs[2]}}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return run
 
@@ -184,7 +184,7 @@ def test_compare_gives_mean_and_sample_std_per_method(tmp_path, capsys):
     mean = sum(by_hand) / 3
     std = math.sqrt(sum((x - mean) ** 2 for x in by_hand) / 2)
     assert darts["nb201_cifar10"]["mean"] == pytest.approx(mean) and darts["nb201_cifar10"]["std"] == pytest.approx(std)
-    assert darts["nb201_imagenet16_120"] == {"mean": 30.5, "std": 0.0}
+    assert darts["nb201_imagenet16-120"] == {"mean": 30.5, "std": 0.0}
     assert darts["param_free_ops"]["mean"] == pytest.approx(2.0)
     assert single["nb201_cifar10"]["std"] == pytest.approx(math.sqrt(((93.0 - 93.05) ** 2 + (93.1 - 93.05) ** 2)))
     assert single["search_seconds"] == {"mean": 900.0, "std": 0.0}

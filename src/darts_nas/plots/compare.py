@@ -11,12 +11,13 @@ import statistics
 from pathlib import Path
 
 from ..errors import DartsNasError
+from ..nb201_table import DATASETS as NB201_DATASETS
 from .curves import read_history
 
 # Settings that do not make another method: where and how a run ran, and its seed.
 NOT_METHOD = ("seed", "out", "data", "download", "device", "progress", "log_every", "nb201_table", "cuda_graphs",
               "tensorboard", "epochs")
-NB201 = (("cifar10", "CIFAR-10"), ("cifar100", "CIFAR-100"), ("imagenet16_120", "ImageNet16-120"))
+NB201 = tuple(zip(NB201_DATASETS, ("CIFAR-10", "CIFAR-100", "ImageNet16-120")))  # the table's keys, shown as
 
 
 def method_label(config: dict) -> str:
@@ -101,13 +102,13 @@ def _pm(d: dict | None, scale: float = 1.0, digits: int = 2) -> str:
 
 def format_comparison(result: dict) -> str:
     lines = []
-    head = f"{'method':<44} {'runs':>4} {'searched on':<28}"
+    head = f"{'method':<40} {'runs':>4} {'searched on':<40}"
     for _, name in NB201:
         head += f" {name:>16}"
     head += f" {'param-free ops':>14} {'search time (min)':>17}"
     lines += [head, "-" * len(head)]
     for m in result["methods"]:
-        row = f"{m['method'][:44]:<44} {m['runs']:>4} {'; '.join(m['searched'])[:28]:<28}"
+        row = f"{m['method'][:40]:<40} {m['runs']:>4} {'; '.join(m['searched'])[:40]:<40}"
         for key, _ in NB201:
             row += f" {_pm(m.get(f'nb201_{key}')):>16}"
         row += f" {_pm(m.get('param_free_ops'), digits=1):>14} {_pm(m.get('search_seconds'), 1 / 60, 1):>17}"

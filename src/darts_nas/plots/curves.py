@@ -74,7 +74,8 @@ def alpha_figure(history: list[dict], primitives=None):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=8, title="op", title_fontsize=8)
     fig.supxlabel("epoch", fontsize=9)
-    fig.supylabel("op weight (softmax / sigmoid of the alphas)", fontsize=9)
+    fig.supylabel("op weight", fontsize=9)
+    fig.suptitle("op weights per edge (the relaxation's deterministic weights of the alphas)", fontsize=10)
     return fig
 
 
