@@ -221,7 +221,7 @@ def test_tensorboard_events_hold_the_logged_values(nb201_run):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
-    assert main(["train", *TINY, "--layers", "3", "--epochs", "1", "--out", str(root / "img")]) == 0
+    assert main(["train", *TINY, "--layers", "3", "--epochs", "2", "--tensorboard", "--out", str(root / "img")]) == 0
     from darts_nas.data.text import write_tiny_corpus
 
     corpus = write_tiny_corpus(root / "corpus", "ptb", lines=(60, 20, 20), words=12)
@@ -272,6 +272,46 @@ def test_exported_language_model_gives_pytorchs_outputs(trained, fmt, tmp_path):
     else:
         got = torch.jit.load(str(out))(tokens, hidden)
     assert (got[0] - logits).abs().max() < 1e-5 and (got[1] - last).abs().max() < 1e-5
+
+
+def test_training_runs_plot_and_log_to_tensorboard(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from darts_nas.plots.run import run_figures
+
+    history = history_of(trained / "img")
+    figures = run_figures(trained / "img")
+    assert sorted(figures) == ["cell", "curves"]  # no alphas or signals in a training run
+    lines = {ln.get_gid(): ln for ax in figures["curves"].axes for ln in ax.lines}
+    assert list(lines["curve|test_acc"].get_ydata()) == [100 * r["test_acc"] for r in history]
+    acc = EventAccumulator(str(trained / "img" / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    assert [e.value for e in acc.Scalars("epoch/test_loss")] == pytest.approx([r["test_loss"] for r in history])
+    assert [e.step for e in acc.Images("cell")] == [1]  # the trained cell does not change: drawn once
+    lm = run_figures(trained / "lm")  # the recurrent cell and the perplexities
+    assert sorted(lm) == ["cell", "curves"]
+    assert "curve|val_ppl" in {ln.get_gid() for ax in lm["curves"].axes for ln in ax.lines}
+
+
+def test_exported_imagenet_network_gives_pytorchs_logits(tmp_path):
+    from darts_nas.config import TrainConfig
+    from darts_nas.nets import NetworkImageNet
+    from darts_nas.run.checkpoint import MODEL_KIND, save_checkpoint
+
+    torch.manual_seed(0)
+    net = NetworkImageNet(load_genotype("DARTS_V2"), C=8, num_classes=5, layers=3, auxiliary=True).eval()
+    config = TrainConfig(dataset="imagenet", image_size=64, channels=8, layers=3).to_dict()
+    save_checkpoint(tmp_path / "best.pt", {"kind": MODEL_KIND, "version": 1, "model_hparams": net.hparams,
+                                           "model": net.state_dict(), "epoch": 1, "metrics": {}, "config": config,
+                                           "data": {"mean": [0.5] * 3, "std": [0.25] * 3, "classes": list("abcde")}})
+    assert main(["export", str(tmp_path / "best.pt"), "--format", "onnx"]) == 0
+    import onnxruntime
+
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    session = onnxruntime.InferenceSession(str(tmp_path / "best.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = net(x)
+    assert (torch.from_numpy(session.run(None, {"images": x.numpy()})[0]) - expected).abs().max() < 1e-5
 
 
 # ----------------------------------------------------------------------------------------------------------------
