@@ -341,7 +341,12 @@ def _cmd_bench(args) -> int:
         raise DartsNasError("--nproc N (N >= 1) times the search or train step over N ranks")
     if args.nproc > 1 and args.cuda_graphs:
         raise DartsNasError("--cuda-graphs is not supported in a distributed run yet; drop it with --nproc")
-    if args.what == "signals":
+    if args.what == "estimators":
+        from .bench import bench_estimators, format_estimators_table
+
+        results = bench_estimators(samples=args.samples)
+        table = format_estimators_table(results)
+    elif args.what == "signals":
         from .bench import bench_signals, format_signals_table
 
         results = bench_signals(args.preset or ["darts-cifar10", "darts-cifar10-2nd", "pc-darts-cifar10",
@@ -515,10 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("bench", help="benchmarks (median s/step, images/s, peak memory)")
-    p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train", "signals"],
+    p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train", "signals", "estimators"],
                    help="search: the search step; train: the evaluation network's training step; rnn-search: the "
                    "recurrent search step; lm-train: the language model's training step; signals: the share of a "
-                   "preset's search that its Hessian collapse signal adds")
+                   "preset's search that its Hessian collapse signal adds; estimators: bias and variance of the "
+                   "architecture-gradient estimators (REINFORCE, UNAS, relaxed) against an enumerated gradient")
+    p.add_argument("--samples", type=int, default=20000, help="estimators: samples per estimate")
     p.add_argument("--preset", nargs="+", help="signals: the presets to time (default: the image presets)")
     p.add_argument("--units", type=int, help="rnn-search / lm-train: hidden size (default 300 / 850)")
     p.add_argument("--bptt", type=int, default=35, help="rnn-search / lm-train: window length")
