@@ -29,6 +29,8 @@ CASES = {
     "implicit": dict(IMAGE, strategy="implicit", hvp="exact", neumann_terms=3),
     "gdas": dict(space="nb201", channels=4, cells_per_stage=1, relaxation="hard-gumbel", channels_last=False),
     "pc-darts": dict(IMAGE, partial_channels=2, edge_normalization=True),
+    "unas-gen-gap": dict(space="nb201", channels=4, cells_per_stage=1, relaxation="gumbel", channels_last=False,
+                         strategy="single-level", estimator="unas", gen_gap=0.5),
     "rnn-second-order": dict(space="darts-rnn", dataset="ptb", units=8, nodes=2, order=2, virtual_step_clip=0.25),
 }
 
@@ -61,6 +63,10 @@ class GhostBatches:
     def loss(self, batch, weights=None):
         parts = self._mean(lambda b: self.model.loss(b, weights), batch)
         return sum(p[0] for p in parts) / self.n, torch.cat([p[1] for p in parts])
+
+    def example_losses(self, batch, weights=None):
+        parts = self._mean(lambda b: self.model.example_losses(b, weights), batch)
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def training_loss(self, batch):
         parts = self._mean(self.model.training_loss, batch)

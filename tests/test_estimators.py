@@ -92,3 +92,96 @@ def test_surrogate_checks_and_baseline():
     b.update(2.0)
     b.update(4.0)
     assert b.value == pytest.approx(0.1 * 2.0 + 0.9 * 4.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# in a search: AlphaGradient on a supernet, the generalization-gap objective, settings, resume
+# ----------------------------------------------------------------------------------------------------------------
+def toy_model_and_batches():
+    from toy_space import ToySearchModel
+
+    torch.manual_seed(0)
+    model = ToySearchModel(C=3, num_classes=3, edges=2, relaxation="gumbel").double()
+    with torch.no_grad():
+        model.alphas["chain"].copy_(torch.tensor([[0.3, -0.2, 0.5], [-0.4, 0.1, 0.2]]))
+    g = torch.Generator().manual_seed(1)
+    batch = lambda: (torch.randn(4, 3, 4, 4, generator=g, dtype=torch.float64),  # noqa: E731
+                     torch.randint(0, 3, (4,), generator=g))
+    return model, batch(), batch()
+
+
+@pytest.mark.parametrize("method", ["reinforce", "unas"])
+def test_the_search_estimators_are_unbiased_on_a_supernet(method):
+    """E_q[f(b)], f the validation loss of the supernet at the discrete cell b, by enumerating its 9 cells."""
+    from darts_nas.strategies.objectives import AlphaGradient
+
+    model, train, val = toy_model_and_batches()
+    alpha = model.alphas["chain"]
+
+    def f(b):
+        with torch.no_grad(), model.fixed_op_weights({"chain": b}, hard=True):
+            return model.loss(val)[0]
+
+    exact = exact_gradient(alpha.detach(), f)
+    estimate = AlphaGradient(method)
+    estimate.baseline.value, estimate.baseline.seen = float(f(torch.eye(3)[[0, 0]].double())), True
+    estimate.baseline.decay = 1.0  # a constant baseline: the moving one would follow the samples
+    torch.manual_seed(3)
+    grads = torch.stack([estimate(model, train, val)[0][0] for _ in range(1500)])
+    se = grads.std(0) / 1500 ** 0.5
+    assert ((grads.mean(0) - exact).abs() <= 4 * se + 1e-9).all(), (grads.mean(0), exact, se)
+
+
+def test_generalization_gap_objective_by_hand():
+    from torch.func import grad
+
+    from darts_nas.relaxation import get_relaxation
+    from darts_nas.strategies.objectives import AlphaGradient, alpha_objective
+
+    model, train, val = toy_model_and_batches()
+    model.set_temperature(1.0)
+    weights = {"chain": torch.softmax(model.alphas["chain"], -1)}
+
+    def by_hand(alpha):
+        w = {"chain": torch.softmax(alpha, -1)}
+        with model.fixed_op_weights(w):
+            lt = torch.nn.functional.cross_entropy(model(train[0]), train[1], reduction="none")
+            lv = torch.nn.functional.cross_entropy(model(val[0]), val[1], reduction="none")
+        return (lt + 0.5 * (lv - lt).abs()).mean()
+
+    with model.fixed_op_weights(weights):
+        value, _ = alpha_objective(model, train, val, gen_gap=0.5)
+    assert value.item() == pytest.approx(by_hand(model.alphas["chain"].detach()).item(), rel=1e-12)
+    # The relaxed estimator's gradient of it at a softmax relaxation equals torch.func's gradient of the hand form.
+    model.relaxation = get_relaxation("softmax")
+    got, _ = AlphaGradient("relaxed", gen_gap=0.5)(model, train, val)
+    assert torch.allclose(got[0], grad(by_hand)(model.alphas["chain"].detach()), rtol=1e-10, atol=1e-12)
+
+
+def test_estimator_settings_are_checked():
+    from darts_nas.config import preset_config
+
+    for kw, message in [(dict(estimator="unas"), "use it with --relaxation gumbel or hard-gumbel"),
+                        (dict(estimator="reinforce", relaxation="gumbel", order=2), "first-order bilevel"),
+                        (dict(gen_gap=0.5, strategy="implicit"), "first-order bilevel and single-level"),
+                        (dict(gen_gap=0.5, space="darts-rnn", dataset="ptb"), "not independent examples"),
+                        (dict(gen_gap=-1.0), "--gen-gap cannot be negative")]:
+        with pytest.raises(DartsNasError, match=message):
+            preset_config("darts-cifar10", **kw).validate()
+
+
+def test_a_search_with_the_unas_estimator_resumes_exactly(tmp_path):
+    from darts_nas.cli import main
+
+    args = ["search", "--preset", "darts-nb201", "--dataset", "synthetic", "--synthetic-size", "32", "--batch-size",
+            "8", "--channels", "4", "--cells-per-stage", "1", "--epochs", "2", "--relaxation", "gumbel",
+            "--estimator", "reinforce", "--gen-gap", "0.5", "--strategy", "single-level", "--device", "cpu",
+            "--no-progress", "--hessian-every", "0"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--stop-after", "1"]) == 0
+    assert main(["search", "--resume", str(tmp_path / "b")]) == 0
+    from darts_nas.run.checkpoint import load_checkpoint
+
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["strategy"] == b["strategy"] and a["strategy"]["seen"]

@@ -138,6 +138,12 @@ class SearchConfig(Settings, LanguageModelSettings):
                   HVP_METHODS)
     fd_r: float = _f(0.01, "finite-difference step r0 (r = r0 / ||v||)")
     neumann_terms: int = _f(2, "implicit: terms K of the Neumann series of the inverse Hessian")
+    estimator: str = _f("relaxed", "the alphas' gradient (first-order bilevel, single-level): relaxed (differentiate "
+                        "the relaxation's sample), reinforce (score function, moving baseline) or unas (score "
+                        "function with the relaxed loss as control variate and REBAR's correction; UNAS); the "
+                        "last two need --relaxation gumbel or hard-gumbel", ("relaxed", "reinforce", "unas"))
+    gen_gap: float = _f(0.0, "UNAS' generalization-gap objective for the alphas: L_train + GEN_GAP |L_val - L_train| "
+                        "per example (UNAS: 0.5; 0: off)")
     relaxation: str = _f("softmax", "op weights from alphas: softmax (DARTS), sigmoid (independent per op), gumbel "
                          "(SNAS), hard-gumbel (GDAS: one op per edge)", lambda: RELAXATIONS)
     tau_max: float = _f(10.0, "Gumbel temperature at the first epoch (annealed linearly to --tau-min)")
@@ -200,6 +206,11 @@ class SearchConfig(Settings, LanguageModelSettings):
             problems += self.space_setting_problems(space)
             problems += space.config_problems(self)
             problems += text_problems(self, space.data_kind == "text", f"--space {self.space}")
+            if self.gen_gap and not space.per_example_losses:
+                problems.append(f"--gen-gap pairs training and validation examples; the {self.space} space's "
+                                "batches are not independent examples")
+        if (self.estimator != "relaxed" or self.gen_gap) and self.cuda_graphs:
+            problems.append("--estimator and --gen-gap are not captured in CUDA graphs: drop --cuda-graphs")
         relaxation = get_relaxation(self.relaxation) if self.relaxation in RELAXATIONS else None
         if relaxation is not None and self.strategy in STRATEGIES:
             problems += get_strategy(self.strategy).config_problems(self, relaxation)

@@ -169,12 +169,15 @@ class SearchRun(EpochRun):
         return {"kind": CHECKPOINT_KIND, "version": 1, "epoch": self.epoch, "config": self.config.to_dict(),
                 "space": self.model.space, "model_hparams": self.model.hparams, "model": self.model.state_dict(),
                 "w_optimizer": self.w_opt.state_dict(), "a_optimizer": self.a_opt.state_dict(),
-                "regularizer": self.regularizer.state_dict(), "stopped": self.stopped, "history": self.history}
+                "regularizer": self.regularizer.state_dict(), "stopped": self.stopped, "history": self.history,
+                "strategy": getattr(self.strategy, "state_dict", dict)()}
 
     def load_state(self, state: dict) -> None:
         restore_states(state, {"model": self.model, "w_optimizer": self.w_opt, "a_optimizer": self.a_opt},
                        "search model")
         self.regularizer.load_state_dict(state.get("regularizer"), self.device)
+        if hasattr(self.strategy, "load_state_dict"):
+            self.strategy.load_state_dict(state.get("strategy"))
         self.epoch = int(state["epoch"])
         self.stopped = state.get("stopped", "")
         self.history = list(state["history"])

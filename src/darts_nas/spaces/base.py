@@ -8,6 +8,7 @@ A new space is one subclass of :class:`SearchModel` in its own module, registere
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,9 @@ class SearchModel(nn.Module):
     # The space-specific settings of SearchConfig (fields marked ``space_setting``) this space reads; the others
     # must keep their defaults, and the config says so in one line.
     settings: frozenset = frozenset()
+    # Whether its loss is a mean over independent examples (example_losses): what UNAS' generalization-gap
+    # objective pairs. A text space's windows of a token stream are not.
+    per_example_losses = True
 
     # -- what the plumbing asks of a space ----------------------------------------------------------------------
     @classmethod
@@ -131,9 +135,26 @@ class SearchModel(nn.Module):
         return list(self.alphas.values())
 
     # -- the function -----------------------------------------------------------------------------------------
+    _fixed_weights = None   # set inside fixed_op_weights()
+    _fixed_hard = False
+
+    @contextlib.contextmanager
+    def fixed_op_weights(self, weights: dict[str, torch.Tensor], hard: bool = False):
+        """Inside, every forward uses these op weights (one per alpha matrix) instead of the relaxation's: a
+        discrete architecture (one-hot rows, ``hard=True``: only the chosen op of each edge runs) or a given
+        relaxed sample. What the score-function estimators (darts_nas.estimators) evaluate."""
+        saved = self._fixed_weights, self._fixed_hard
+        self._fixed_weights, self._fixed_hard = dict(weights), hard
+        try:
+            yield self
+        finally:
+            self._fixed_weights, self._fixed_hard = saved
+
     def op_weights(self) -> dict[str, torch.Tensor]:
         """The op weights of the forward pass: the relaxation of each alpha matrix (a fresh sample for the Gumbel
-        relaxations), Max-W weighted when it is on."""
+        relaxations), Max-W weighted when it is on; or the weights fixed by :meth:`fixed_op_weights`."""
+        if self._fixed_weights is not None:
+            return self._fixed_weights
         w = {name: self.relaxation.weights(alpha, self.temperature) for name, alpha in self.alphas.items()}
         return {name: max_w(v) for name, v in w.items()} if self.use_max_w else w
 
@@ -145,7 +166,7 @@ class SearchModel(nn.Module):
     def selections(self, weights: dict[str, torch.Tensor]) -> dict[str, list[int]] | None:
         """For a hard relaxation (GDAS), the op each edge evaluates, read back in one transfer per forward (the
         structure of the forward pass depends on it); None for the others."""
-        if not self.relaxation.hard:
+        if not (self._fixed_hard if self._fixed_weights is not None else self.relaxation.hard):
             return None
         names = list(weights)
         chosen = torch.cat([weights[n].detach().argmax(-1) for n in names]).tolist()
@@ -165,6 +186,13 @@ class SearchModel(nn.Module):
         with autocast(x.device, self.precision):
             logits = self(x) if weights is None else functional_call(self, weights, (x,), strict=False)
         return F.cross_entropy(full_precision(logits), y), logits
+
+    def example_losses(self, batch, weights: dict[str, torch.Tensor] | None = None):
+        """(cross-entropy of each example, output): the per-example losses UNAS' generalization gap pairs."""
+        x, y = batch
+        with autocast(x.device, self.precision):
+            logits = self(x) if weights is None else functional_call(self, weights, (x,), strict=False)
+        return F.cross_entropy(full_precision(logits), y, reduction="none"), logits
 
     def training_loss(self, batch):
         """(loss, objective, output) of the weights' step: the objective adds what regularizes the weights only

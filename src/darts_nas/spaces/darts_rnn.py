@@ -72,6 +72,8 @@ class DartsRNNSearchModel(SearchModel):
         self.alphas = nn.ParameterDict({"recurrent": nn.Parameter(1e-3 * torch.randn(edges, len(RNN_PRIMITIVES)))})
         self.init_search(relaxation, max_w)
 
+    per_example_losses = False  # a batch is windows of token streams carried across steps
+
     def edge_names(self) -> dict[str, list[str]]:
         """Node i (1..steps) reads every earlier node 0..i-1."""
         return {"recurrent": [f"{j}->{i}" for i in range(1, self.steps + 1) for j in range(i)]}

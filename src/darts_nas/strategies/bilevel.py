@@ -195,34 +195,58 @@ class AlternatingStep:
 
 @dataclass
 class Bilevel(AlternatingStep):
-    """DARTS, first or second order (eq. 5-8)."""
+    """DARTS, first or second order (eq. 5-8); first order also with UNAS' estimators and generalization-gap
+    objective (:mod:`.objectives`)."""
 
     order: int = 1
     hvp: str = "finite-difference"
     r: float = 0.01
     regularizer: object = None
     virtual_clip: float = 0.0
+    estimator: str = "relaxed"
+    gen_gap: float = 0.0
 
     name = "bilevel"
 
     def __post_init__(self):
         check_settings(self.order, self.hvp)
+        from .objectives import AlphaGradient
+
+        if self.order == 2 and (self.estimator != "relaxed" or self.gen_gap):
+            raise DartsNasError("--estimator and --gen-gap apply to first-order bilevel and single-level")
+        self.alpha_grad = AlphaGradient(self.estimator, self.gen_gap)
 
     @classmethod
     def from_config(cls, config, regularizer=None) -> "Bilevel":
         return cls(order=config.order, hvp=config.hvp, r=config.fd_r, regularizer=regularizer,
-                   virtual_clip=config.virtual_step_clip)
+                   virtual_clip=config.virtual_step_clip, estimator=config.estimator, gen_gap=config.gen_gap)
 
     @staticmethod
     def config_problems(config, relaxation) -> list[str]:
+        from .objectives import estimator_problems
+
+        problems = estimator_problems(config, relaxation)
         if relaxation.hard and config.order == 2:
-            return ["hard-gumbel (GDAS) evaluates one op per edge; use it with first-order bilevel or single-level"]
-        return []
+            problems.append("hard-gumbel (GDAS) evaluates one op per edge; use it with first-order bilevel or "
+                            "single-level")
+        if config.order == 2 and (config.estimator != "relaxed" or config.gen_gap):
+            problems.append("--estimator and --gen-gap apply to first-order bilevel and single-level")
+        return problems
 
     def describe(self) -> str:
-        return f"bilevel order {self.order}" + (f" ({self.hvp})" if self.order == 2 else "")
+        extra = (f", {self.estimator} estimator" if self.estimator != "relaxed" else "") + \
+            (f", generalization gap {self.gen_gap:g}" if self.gen_gap else "")
+        return f"bilevel order {self.order}" + (f" ({self.hvp})" if self.order == 2 else "") + extra
+
+    def state_dict(self) -> dict:
+        return self.alpha_grad.state_dict()
+
+    def load_state_dict(self, state) -> None:
+        self.alpha_grad.load_state_dict(state)
 
     def alpha_gradient(self, model, train_batch, val_batch, w_optimizer, lr):
+        if self.order == 1 and (self.estimator != "relaxed" or self.gen_gap):
+            return self.alpha_grad(model, train_batch, val_batch)
         momentum, weight_decay, buffers = (sgd_state(w_optimizer, model.weight_parameters()) if self.order == 2
                                            else (0.0, 0.0, None))
         return architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,

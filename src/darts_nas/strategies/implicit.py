@@ -106,6 +106,8 @@ class Implicit(AlternatingStep):
 
     @staticmethod
     def config_problems(config, relaxation) -> list[str]:
+        if config.estimator != "relaxed" or config.gen_gap:
+            return ["--estimator and --gen-gap apply to first-order bilevel and single-level"]
         if relaxation.hard:
             return ["hard-gumbel (GDAS) evaluates one op per edge; use it with first-order bilevel or single-level"]
         return []
