@@ -155,6 +155,12 @@ class SearchConfig(Settings, LanguageModelSettings):
                              DISCRETIZATIONS)
     discretization_weight: float = _f(0.0, "weight of --discretization (the ADMM penalty rho)")
     # collapse signals
+    latency_table: str = _f("", "a latency table of this supernet (darts-nas latency-table): record the derived "
+                            "cell's measured and estimated latency each epoch, and with --latency-weight penalize it")
+    latency_target: float = _f(0.0, "UNAS latency penalty: the target in ms (penalized above it)")
+    latency_weight: float = _f(0.0, "UNAS latency penalty: weight c of c relu(estimate - target) (UNAS: 0.1; 0: off)")
+    latency_warmup_steps: int = _f(30000, "UNAS latency penalty: alpha steps over which its weight ramps from 0 "
+                                   "(UNAS: 30000; 0: none)")
     nb201_table: str = _f("", "NAS-Bench-201 results CSV: log the benchmark accuracy of the cell every epoch",
                           space_setting=True)
     # The estimate's defaults keep its share of every preset's search small (measured: docs/benchmarks.md): one
@@ -218,6 +224,12 @@ class SearchConfig(Settings, LanguageModelSettings):
                 problems.append(f"{self.relaxation} picks its ops on the host each step: no --cuda-graphs")
         if (self.discretization != "none") != (self.discretization_weight > 0):
             problems.append("--discretization and --discretization-weight go together (a penalty and its weight)")
+        if self.latency_weight < 0 or self.latency_target < 0 or self.latency_warmup_steps < 0:
+            problems.append("--latency-weight, --latency-target and --latency-warmup-steps cannot be negative")
+        if self.latency_weight > 0 and not self.latency_table:
+            problems.append("--latency-weight needs --latency-table (measure one with `darts-nas latency-table`)")
+        if self.latency_table and space is not None and space.data_kind != "images":
+            problems.append("latency tables measure image spaces")
         if self.virtual_step_clip < 0:
             problems.append("--virtual-step-clip cannot be negative")
         if not 0.0 < self.train_portion < 1.0:

@@ -81,7 +81,9 @@ def alpha_figure(history: list[dict], primitives=None):
 
 SIGNALS = (("param_free_ops", "parameter-free ops in the derived cell"),
            ("hessian_eigenvalue", "dominant Hessian eigenvalue (alphas)"),
-           ("nb201", "NAS-Bench-201 test accuracy of the cell (%)"))
+           ("nb201", "NAS-Bench-201 test accuracy of the cell (%)"),
+           ("latency", "latency of the derived cell (ms)"))
+LATENCY = (("latency_ms", "measured"), ("latency_estimate_ms", "surrogate"))
 
 
 def signal_series(history: list[dict]) -> dict[str, tuple[list, list]]:
@@ -95,6 +97,12 @@ def signal_series(history: list[dict]) -> dict[str, tuple[list, list]]:
                         xs, ys = out.setdefault(f"nb201/{name[:-len('_test_acc')]}", ([], []))
                         xs.append(r["epoch"])
                         ys.append(v)
+            continue
+        if key == "latency":
+            for field, name in LATENCY:
+                points = [(r["epoch"], r[field]) for r in history if r.get(field) is not None]
+                if points:
+                    out[f"latency/{name}"] = ([p[0] for p in points], [p[1] for p in points])
             continue
         points = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
         if points:
@@ -120,7 +128,7 @@ def signals_figure(history: list[dict]):
         if key == "param_free_ops":
             ax.yaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-        if key == "nb201":
+        if key in ("nb201", "latency"):
             ax.legend(fontsize=7)
     return fig
 

@@ -105,8 +105,15 @@ class SearchRun(EpochRun):
         torch.manual_seed(config.seed)
         self.model = self.build_model().to(self.device)
         self.w_opt, self.a_opt = build_optimizers(self.model, config)
+        self.latency = None
+        if config.latency_table:
+            from ..latency import LatencyTable
+
+            self.latency = LatencyTable.load(config.latency_table)
+            self.latency.check_model(self.model)
         self.regularizer = ArchRegularizer(config.resource_weight, config.discretization,
-                                           config.discretization_weight)
+                                           config.discretization_weight, self.latency, config.latency_target,
+                                           config.latency_weight, config.latency_warmup_steps)
         self.strategy = strategy_from_config(config, self.regularizer)
         self.table = None
         if config.nb201_table:
@@ -268,7 +275,20 @@ class SearchRun(EpochRun):
             out["hessian_eigenvalue"] = alpha_hessian_eigenvalue(self.model, batches, c.hessian_iters, generator=g)
         if self.table is not None:
             out["nb201"] = self.table.lookup(genotype)
+        if self.latency is not None:
+            out.update(self.derived_latency())
         return out
+
+    def derived_latency(self) -> dict:
+        """The derived cell's latency on this device (measured as the table measured: its batch and repeats) and
+        the surrogate's estimate of it, in ms."""
+        from ..latency import measure
+
+        info = self.latency.info
+        weights = self.model.derived_weights()
+        inputs = torch.randn(info["input_shape"], device=self.device)
+        return {"latency_ms": round(measure(self.model, weights, inputs, info.get("repeats", 10)), 4),
+                "latency_estimate_ms": round(float(self.latency.estimate(weights)), 4)}
 
     def stop_reason(self, signals: dict) -> str:
         c = self.config
@@ -333,6 +353,10 @@ class SearchRun(EpochRun):
                       f"{record['seconds']:.1f} s)")
         if "nb201" in record:
             self.echo(f"  NAS-Bench-201: {self.last_signals['nb201'].to_text()}")
+        if "latency_ms" in record:
+            target = f" (target {self.config.latency_target:g} ms)" if self.config.latency_weight else ""
+            self.echo(f"  latency of the derived cell: measured {record['latency_ms']:.2f} ms, surrogate "
+                      f"{record['latency_estimate_ms']:.2f} ms{target}")
         for cell, w in self.model.probabilities().items():
             self.echo(f"  {cell:<6} op weights, mean over edges: {format_op_weights(self.model.primitives, w)}")
         if self.stopped:

@@ -89,6 +89,14 @@ class SearchModel(nn.Module):
         """The weights the derivation ranks: the relaxation's deterministic ones."""
         return self.probabilities()
 
+    @torch.no_grad()
+    def derived_weights(self) -> dict[str, torch.Tensor]:
+        """The derived architecture as one-hot op weights per alpha matrix (what the latency of the derived cell is
+        measured and estimated at): here the strongest op of each row; a space whose derivation drops edges
+        overrides it."""
+        return {name: torch.nn.functional.one_hot(w.argmax(-1), w.shape[-1]).to(w.dtype)
+                for name, w in self.derivation_weights().items()}
+
     def genotype(self):  # pragma: no cover - abstract
         """The discrete architecture read off the current alphas (an instance of ``genotype_type``)."""
         raise NotImplementedError

@@ -276,6 +276,24 @@ class DartsCNNSearchModel(SearchModel):
         return "\n".join(f"\n{cell} cell, softmax(alpha):\n{weight_table(self.primitives, w, self.steps)}"
                          for cell, w in self.derivation_weights().items())
 
+    @torch.no_grad()
+    def derived_weights(self) -> dict[str, torch.Tensor]:
+        """The derived cells as one-hot rows: each node's two kept edges with their op, every other edge `none`."""
+        g = self.genotype()
+        out = {}
+        for name, cell in (("normal", g.normal), ("reduce", g.reduce)):
+            a = self.alphas[name]
+            w = torch.zeros_like(a)
+            if "none" in self.primitives:
+                w[:, self.primitives.index("none")] = 1.0
+            offsets = [sum(m + 2 for m in range(i)) for i in range(self.steps)]
+            for k, (op, j) in enumerate(cell):
+                row = offsets[k // 2] + j
+                w[row] = 0.0
+                w[row, self.primitives.index(op)] = 1.0
+            out[name] = w
+        return out
+
     def edge_names(self) -> dict[str, list[str]]:
         """Node i reads c_{k-2}, c_{k-1} and the nodes before it, in that order."""
         names = []

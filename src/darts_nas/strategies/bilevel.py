@@ -168,6 +168,8 @@ def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
     if regularizer is not None and regularizer.active:
         extra = torch.autograd.grad(regularizer.penalty(model), alphas, allow_unused=True)
         grads = [g if e is None else g + e for g, e in zip(grads, extra)]
+    if regularizer is not None:
+        regularizer.on_step()
     for a, g in zip(alphas, grads):
         a.grad = g
     a_optimizer.step()

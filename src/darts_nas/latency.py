@@ -1,0 +1,165 @@
+"""Latency as a search objective (UNAS, arXiv:1912.07651): measure sampled discrete architectures of a space on the
+user's own device, fit a linear surrogate from the architecture's op weights to milliseconds, and penalize the
+surrogate's estimate during the search.
+
+- Measuring: the search model at a discrete architecture (one op per edge, only the chosen ops run, eval mode,
+  no gradients) on a batch of the table's size; ``repeats`` timed forwards after ``warmup`` untimed ones, CUDA
+  synchronized around each; the median, in ms.
+- The surrogate: ridge regression (lambda = 1, intercept unpenalized) from the concatenated one-hot rows of every
+  alpha matrix to the measured ms, fitted on 80% of the sampled architectures; R^2 and the mean absolute error on
+  the other 20% say how far to trust it. Being linear in the op weights, it also reads relaxed weights, which is
+  how the penalty reaches the alphas.
+- The penalty (added to the alphas' objective by :class:`darts_nas.strategies.ArchRegularizer`):
+  c_t relu(estimate(p) - target), p = the op probabilities, c_t = weight * min(alpha steps / warm-up steps, 1).
+- Each epoch the derived architecture's latency is measured and recorded (``latency_ms``) next to the surrogate's
+  estimate (``latency_estimate_ms``).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from .errors import DartsNasError
+from .fileio import atomic_write_json
+
+VERSION = 1
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def measure(model, weights: dict[str, torch.Tensor], inputs: torch.Tensor, repeats: int = 10,
+            warmup: int = 2) -> float:
+    """Median ms of one forward of `model` at the discrete architecture `weights` (one-hot rows) on `inputs`."""
+    was_training = model.training
+    model.eval()
+    device = inputs.device
+    times = []
+    try:
+        with model.fixed_op_weights(weights, hard=True):
+            for i in range(warmup + repeats):
+                _sync(device)
+                t0 = time.perf_counter()
+                model(inputs)
+                _sync(device)
+                if i >= warmup:
+                    times.append(1000.0 * (time.perf_counter() - t0))
+    finally:
+        model.train(was_training)
+    return statistics.median(times)
+
+
+def random_architecture(model, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """One op per row of every alpha matrix, uniformly at random (one-hot rows)."""
+    out = {}
+    for name, a in model.alphas.items():
+        idx = torch.randint(0, a.shape[1], (a.shape[0],), generator=generator)
+        out[name] = torch.nn.functional.one_hot(idx, a.shape[1]).to(device=a.device, dtype=a.dtype)
+    return out
+
+
+def flatten(weights: dict[str, torch.Tensor], names) -> torch.Tensor:
+    return torch.cat([weights[n].reshape(-1) for n in names])
+
+
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, ridge: float = 1.0) -> tuple[torch.Tensor, float]:
+    """(coefficients, intercept) minimizing ||y - x c - b||^2 + ridge ||c||^2 (float64; b unpenalized)."""
+    x, y = x.double(), y.double()
+    mx, my = x.mean(0), y.mean()
+    xc = x - mx
+    coef = torch.linalg.solve(xc.T @ xc + ridge * torch.eye(x.shape[1], dtype=x.dtype), xc.T @ (y - my))
+    return coef, float(my - mx @ coef)
+
+
+class LatencyTable:
+    """A fitted surrogate: per alpha matrix a coefficient matrix of its shape, and an intercept (ms)."""
+
+    def __init__(self, coef: dict[str, torch.Tensor], intercept: float, info: dict):
+        self.coef, self.intercept, self.info = coef, intercept, info
+
+    def estimate(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The surrogate's ms at op weights (one-hot or relaxed); differentiable in the weights."""
+        total = None
+        for name, c in self.coef.items():
+            w = weights[name]
+            term = (w * c.to(device=w.device, dtype=w.dtype)).sum()
+            total = term if total is None else total + term
+        return total + self.intercept
+
+    def check_model(self, model) -> None:
+        """Refuse a search whose supernet is not the one the table measured (space and sizes; the class count, the
+        relaxation and Max-W do not change which ops run)."""
+        if self.info.get("space") != model.space or _shape(self.info.get("hparams", {})) != _shape(model.hparams):
+            raise DartsNasError(f"the latency table {self.info.get('path', '')} measured a {self.info.get('space')} "
+                                f"supernet with {self.info.get('hparams')}; this search builds {model.space} with "
+                                f"{_plain(model.hparams)}; measure it again with the search's settings")
+
+    def save(self, path) -> None:
+        atomic_write_json(Path(path), {"version": VERSION, **self.info, "intercept": self.intercept,
+                                       "coef": {k: v.tolist() for k, v in self.coef.items()}})
+
+    @classmethod
+    def load(cls, path) -> "LatencyTable":
+        try:
+            d = json.loads(Path(path).read_text())
+            coef = {k: torch.tensor(v, dtype=torch.float64) for k, v in d["coef"].items()}
+            intercept = float(d["intercept"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DartsNasError(f"{path}: not a latency table written by `darts-nas latency-table` ({e})") from None
+        info = {k: v for k, v in d.items() if k not in ("coef", "intercept", "version")}
+        info["path"] = str(path)
+        return cls(coef, intercept, info)
+
+
+def _plain(hparams: dict) -> dict:
+    return json.loads(json.dumps(hparams, default=str))
+
+
+def _shape(hparams: dict) -> dict:
+    return {k: v for k, v in _plain(hparams).items() if k not in ("num_classes", "relaxation", "max_w")}
+
+
+def build_table(model, inputs: torch.Tensor, samples: int = 200, repeats: int = 10, warmup: int = 2, seed: int = 0,
+                ridge: float = 1.0, echo=print, info: dict | None = None) -> LatencyTable:
+    """Measure `samples` random architectures of `model` on `inputs`, fit the surrogate on 80% of them, report its
+    R^2 and mean absolute error on the rest."""
+    if samples < 10:
+        raise DartsNasError("--samples must be at least 10 (the fit holds out a fifth of them)")
+    names = list(model.alphas.keys())
+    g = torch.Generator().manual_seed(seed)
+    archs, ms = [], []
+    t0 = time.perf_counter()
+    measure(model, random_architecture(model, g), inputs, 1, warmup)  # first-call allocations, not timed
+    for i in range(samples):
+        arch = random_architecture(model, g)
+        archs.append(flatten({k: v.cpu() for k, v in arch.items()}, names))
+        ms.append(measure(model, arch, inputs, repeats, warmup))
+        if (i + 1) % max(samples // 10, 1) == 0:
+            echo(f"  measured {i + 1}/{samples} architectures ({time.perf_counter() - t0:.0f} s)")
+    x, y = torch.stack(archs).double(), torch.tensor(ms, dtype=torch.float64)
+    split = int(0.8 * samples)
+    coef, intercept = fit_ridge(x[:split], y[:split], ridge)
+    pred = x[split:] @ coef + intercept
+    held = y[split:]
+    r2 = float(1 - ((held - pred) ** 2).sum() / ((held - held.mean()) ** 2).sum().clamp_min(1e-12))
+    mae = float((held - pred).abs().mean())
+    shapes = {n: tuple(model.alphas[n].shape) for n in names}
+    coefs, offset = {}, 0
+    for n in names:
+        size = shapes[n][0] * shapes[n][1]
+        coefs[n] = coef[offset:offset + size].reshape(shapes[n])
+        offset += size
+    info = {**(info or {}), "space": model.space, "hparams": _plain(model.hparams), "primitives": list(model.primitives),
+            "input_shape": list(inputs.shape), "device": str(inputs.device), "samples": samples, "repeats": repeats,
+            "ridge": ridge, "held_out": samples - split, "r2": r2, "mae_ms": mae,
+            "latency_ms": {"min": float(y.min()), "median": float(y.median()), "max": float(y.max())},
+            "date": time.strftime("%Y-%m-%d")}
+    return LatencyTable(coefs, intercept, info)
