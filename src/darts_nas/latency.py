@@ -4,7 +4,9 @@ surrogate's estimate during the search.
 
 - Measuring: the search model at a discrete architecture (one op per edge, only the chosen ops run, eval mode,
   no gradients) on a batch of the table's size; ``repeats`` timed forwards after ``warmup`` untimed ones, CUDA
-  synchronized around each; the median, in ms.
+  synchronized around each; the median, in ms. The table first runs one search-sized step of the whole supernet
+  (:func:`warm_up`), so that it measures in the state a search runs in (on a CPU a fresh process measured 3-4x
+  slower; see docs/benchmarks.md).
 - The surrogate: ridge regression (lambda = 1, intercept unpenalized) from the concatenated one-hot rows of every
   alpha matrix to the measured ms, fitted on 80% of the sampled architectures; R^2 and the mean absolute error on
   the other 20% say how far to trust it. Being linear in the op weights, it also reads relaxed weights, which is
@@ -55,6 +57,20 @@ def measure(model, weights: dict[str, torch.Tensor], inputs: torch.Tensor, repea
     finally:
         model.train(was_training)
     return statistics.median(times)
+
+
+def warm_up(model, inputs: torch.Tensor, images: int = 64) -> None:
+    """Run the whole supernet forward and backward once on `images` images, as a search step does, then drop the
+    gradients. Measured on a CPU, a fresh process is up to 4x slower than one that has trained (the allocator
+    hands out fresh pages until the process has once held a search step's memory): the table measures in the state
+    a search, and a deployed network, run in."""
+    was_training = model.training
+    model.train()
+    x = inputs[:1].expand(images, *inputs.shape[1:]).contiguous()
+    model(x).float().logsumexp(1).mean().backward()
+    for p in model.parameters():
+        p.grad = None
+    model.train(was_training)
 
 
 def random_architecture(model, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -137,6 +153,7 @@ def build_table(model, inputs: torch.Tensor, samples: int = 200, repeats: int = 
     g = torch.Generator().manual_seed(seed)
     archs, ms = [], []
     t0 = time.perf_counter()
+    warm_up(model, inputs)
     measure(model, random_architecture(model, g), inputs, 1, warmup)  # first-call allocations, not timed
     for i in range(samples):
         arch = random_architecture(model, g)
