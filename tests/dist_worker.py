@@ -18,3 +18,4 @@ results = {name: run_case(name) for name in CASES}
 results["training"] = run_training()
 torch.save(results, Path(sys.argv[1]) / f"rank{distributed.rank()}.pt")
 distributed.shutdown()
+distributed.exit_process(0)

@@ -4,5 +4,6 @@ PYTHONPATH=src on a machine that already has PyTorch)."""
 import sys
 
 from .cli import main
+from .distributed import exit_process
 
-sys.exit(main())
+exit_process(main())

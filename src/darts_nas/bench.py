@@ -575,3 +575,4 @@ if __name__ == "__main__":  # child process of run_child: python -m darts_nas.be
     distributed.shutdown()
     if distributed.is_main():
         print(json.dumps(result))
+    distributed.exit_process(0)

@@ -129,6 +129,17 @@ def shutdown(clean: bool = True) -> None:
         dist.destroy_process_group()
 
 
+def exit_process(status: int):
+    """End the process with `status`. A torchrun rank, whose process group is already left, ends at once
+    (os._exit after flushing): under load, C++ teardown at interpreter exit could abort a rank that had finished
+    its work ("terminate called without an active exception"), failing a run that had succeeded."""
+    if launched():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 _reported = False
 
 
