@@ -221,7 +221,8 @@ def test_derive_matches_brute_force_with_many_ties(seed):
 # published genotypes and formats
 # ------------------------------------------------------------------------------------------------------------
 def test_published_names():
-    assert set(PUBLISHED) == {"DARTS_V1", "DARTS_V2", "DARTS", "NASNet", "AmoebaNet", "PC_DARTS", "PDARTS"}
+    assert set(PUBLISHED) == {"DARTS_V1", "DARTS_V2", "DARTS", "NASNet", "AmoebaNet", "PC_DARTS", "PDARTS",
+                              "UNAS_CIFAR10", "UNAS_CIFAR100", "UNAS_IMAGENET"}
     assert PUBLISHED["DARTS"] == PUBLISHED["DARTS_V2"]
 
 

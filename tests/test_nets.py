@@ -9,7 +9,7 @@ from torch import nn
 
 from darts_nas import create_model
 from darts_nas.errors import DartsNasError
-from darts_nas.genotypes import PUBLISHED, Genotype, get_genotype
+from darts_nas.genotypes import MOBILE_PUBLISHED, PUBLISHED, Genotype, get_genotype
 from darts_nas.nets import (EvalCell, NetworkCIFAR, NetworkImageNet, build_network, drop_path, list_models,
                             network_from_hparams)
 from darts_nas.nets.profile import count_multiply_adds, count_parameters, profile_network
@@ -206,7 +206,7 @@ def test_channels_last_is_the_same_function():
 def test_zoo_names_and_errors():
     names = list_models()
     assert "darts_v2_cifar10" in names and "amoebanet_imagenet" in names and "pc_darts_cifar100" in names
-    assert len(names) == len(PUBLISHED) * 3
+    assert len(names) == (len(PUBLISHED) + len(MOBILE_PUBLISHED)) * 3 and "unas_proxyless_imagenet" in names
     small = create_model("DARTS-V1_cifar100", C=8, layers=5)
     assert small.classifier.out_features == 100 and small.genotype == get_genotype("DARTS_V1")
     with pytest.raises(DartsNasError, match="unknown model 'resnet50'"):

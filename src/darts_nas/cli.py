@@ -264,7 +264,7 @@ def _cmd_info(args) -> int:
         raise DartsNasError("--units sizes a language model (--dataset ptb or wikitext-2)")
 
     model, dataset = network_for_spec(args.genotype, args.dataset, args.channels, args.layers, args.num_classes)
-    size = args.image_size or (224 if model.hparams["kind"] == "imagenet" else 32)
+    size = args.image_size or (224 if dataset == "imagenet" else 32)
     p = profile_network(model, size)
     h = model.hparams
     if args.json:
@@ -272,13 +272,14 @@ def _cmd_info(args) -> int:
                           **{k: h[k] for k in ("C", "layers", "num_classes")}, **p.to_dict()}))
         return 0
     print(model.genotype.to_text())
-    print(f"{type(model).__name__} for {dataset}: C={h['C']}, {h['layers']} cells, {h['num_classes']} classes, "
-          f"input {size}x{size}")
+    print(f"{type(model).__name__} for {dataset}: C={h['C']}, {h['layers']} {getattr(model, 'depth_unit', 'cells')}, "
+          f"{h['num_classes']} classes, input {size}x{size}")
     print(f"parameters:     {p.params / 1e6:.2f}M  ({p.params:,}; the papers' count, auxiliary head excluded)")
-    print(f"  with aux head {p.params_total / 1e6:.2f}M  ({p.params_total:,})")
+    if p.params_total != p.params:
+        print(f"  with aux head {p.params_total / 1e6:.2f}M  ({p.params_total:,})")
     print(f"multiply-adds:  {p.multiply_adds / 1e6:.0f}M  ({p.multiply_adds:,}; one image, inference, "
           f"torch.utils.flop_counter)")
-    if args.trace:
+    if args.trace and hasattr(model, "channel_trace"):
         print("cells (C_prev_prev, C_prev, C):")
         for i, cell in enumerate(model.cells):
             print(f"  {i:2d} {'reduce' if cell.reduction else 'normal'} {cell.channels}")

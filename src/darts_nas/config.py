@@ -109,6 +109,10 @@ class SearchConfig(Settings, LanguageModelSettings):
                                "PC-DARTS uses 4)", space_setting=True)
     edge_normalization: bool = _f(False, "PC-DARTS edge normalization: a learned softmax weight over the inputs of "
                                   "each node", space_setting=True)
+    pair_penalty: float = _f(0.2, "unas-darts: weight of the penalty on a node's two slots choosing the same (input, "
+                             "op) pair (UNAS: 0.2)", space_setting=True)
+    stem_stride: int = _f(2, "proxyless: stride of the stem conv (2 on ImageNet-size images, as in ProxylessNAS; 1 "
+                          "on 32x32 CIFAR images)", space_setting=True)
     # recurrent space: the language model's fields are LanguageModelSettings'
     virtual_step_clip: float = _f(0.0, "second order: clip the virtual step's gradient at this norm (0: off; the "
                                   "recurrent search clips at --grad-clip)")
@@ -124,12 +128,17 @@ class SearchConfig(Settings, LanguageModelSettings):
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "SGD weight decay")
     grad_clip: float = _f(5.0, "gradient-norm clip of the weights (0: off)")
+    weight_optimizer: str = _f("sgd", "the weights' optimizer: sgd (with --momentum; DARTS) or adam (UNAS; first-order "
+                               "and single-level searches)", ("sgd", "adam"))
     # alphas
     arch_lr: float = _f(3e-4, "Adam learning rate of the alphas")
     arch_beta1: float = _f(0.5, "Adam beta1 of the alphas")
     arch_beta2: float = _f(0.999, "Adam beta2 of the alphas")
     arch_weight_decay: float = _f(1e-3, "Adam (L2) weight decay of the alphas")
     arch_warmup_epochs: int = _f(0, "first epochs that train the weights only (PC-DARTS: 15)")
+    arch_lr_schedule: str = _f("constant", "the alphas' learning rate: constant, or cosine to --arch-lr-min (UNAS)",
+                               ("constant", "cosine"))
+    arch_lr_min: float = _f(0.0, "the alphas' final learning rate with --arch-lr-schedule cosine")
     # strategy and relaxation
     strategy: str = _f("bilevel", "bilevel (DARTS), single-level (Single-DARTS, SNAS) or implicit (iDARTS)",
                        lambda: STRATEGIES)
@@ -232,6 +241,12 @@ class SearchConfig(Settings, LanguageModelSettings):
             problems.append("latency tables measure image spaces")
         if self.virtual_step_clip < 0:
             problems.append("--virtual-step-clip cannot be negative")
+        if self.weight_optimizer == "adam" and (self.cuda_graphs or self.strategy == "implicit" or
+                                                self.strategy == "bilevel" and self.order == 2):
+            problems.append("--weight-optimizer adam goes with first-order bilevel or single-level searches without "
+                            "--cuda-graphs (the second-order and implicit hypergradients model an SGD step)")
+        if self.arch_lr_min < 0:
+            problems.append("--arch-lr-min cannot be negative")
         if not 0.0 < self.train_portion < 1.0:
             problems.append("--train-portion must be between 0 and 1")
         if self.lr <= 0 or self.arch_lr <= 0 or self.lr_min < 0:
@@ -262,8 +277,8 @@ class TrainConfig(Settings, LanguageModelSettings):
     # architecture
     genotype: str = _f("DARTS_V2", "the cell: a published name, a search run directory, a genotype file or "
                        "Genotype(...) text (a recurrent one for a language model)")
-    network: str = _f("auto", "evaluation network (auto: rnn for a text corpus, imagenet for --dataset imagenet, "
-                      "else cifar)", ("auto", "cifar", "imagenet", "rnn"))
+    network: str = _f("auto", "evaluation network (auto: proxyless for a ProxylessArch, rnn for a text corpus, "
+                      "imagenet for --dataset imagenet, else cifar)", ("auto", "cifar", "imagenet", "rnn", "proxyless"))
     channels: int = _f(36, "initial channels C")
     layers: int = _f(20, "cells in the network")
     auxiliary: bool = _f(True, "auxiliary head after cell 2*layers//3")
@@ -415,6 +430,11 @@ _PTB = dict(dataset="ptb", space="darts-rnn", nodes=8, units=300, epochs=50, bat
             dropout=0.75, dropout_h=0.25, dropout_x=0.75, dropout_i=0.2, dropout_e=0.0, tar=1e-3, hessian_every=0,
             seed=3, log_every=10)
 
+_UNAS = dict(strategy="bilevel", order=1, relaxation="gumbel", estimator="unas", tau_max=0.4, tau_min=0.4,
+             gen_gap=0.5, weight_optimizer="adam", lr=3e-4, lr_min=1e-4, weight_decay=3e-4, arch_lr=1e-3,
+             arch_lr_schedule="cosine", arch_lr_min=3e-4, arch_beta1=0.9, arch_beta2=0.999, arch_weight_decay=1e-6,
+             epochs=100, arch_warmup_epochs=15, train_portion=0.9, batch_size=128, latency_warmup_steps=30000)
+
 PRESETS: dict[str, Preset] = {
     # DARTS paper, CIFAR-10, first order (arXiv:1806.09055, section 3.1.1 and appendix A.1.1).
     "darts-cifar10": Preset(
@@ -470,6 +490,26 @@ PRESETS: dict[str, Preset] = {
     "darts-ptb-2nd": Preset(
         "the same, second order (the paper's cell), the virtual step clipped at 0.25",
         dict(_PTB, order=2)),
+    # UNAS (arXiv:1912.07651) in its DARTS-style space, CIFAR-10, the authors' settings (darts-facts section 10, from
+    # their code): UNAS estimator on Gumbel samples at tau 0.4, generalization-gap objective (0.5), pair penalty 0.2;
+    # weights Adam 3e-4 cosine to 1e-4, wd 3e-4; alphas Adam 1e-3 cosine to 3e-4, wd 1e-6; 15 warm-up + 85 search
+    # epochs; train portion 0.9; batch 128 (their 32 per GPU x 4). C=16 and 8 cells are DARTS' (not checked there).
+    "unas-cifar10": Preset(
+        "UNAS on CIFAR-10 in its DARTS-style space: UNAS estimator, generalization gap, pair penalty, Adam, "
+        "100 epochs (15 weights only)",
+        dict(_UNAS, space="unas-darts", dataset="cifar10", channels=16, layers=8, pair_penalty=0.2)),
+    # UNAS in the ProxylessNAS space, ImageNet-style (folder data at 224): stem stride 2, 20 warm-up + 15 search
+    # epochs, batch 192 (their 24 per GPU x 8). Latency: add --latency-table and --latency-target (UNAS: 10 ms on
+    # its GPUs, weight 0.1, 30,000 warm-up steps, the defaults below).
+    "unas-proxyless-imagenet": Preset(
+        "UNAS in the ProxylessNAS space on ImageNet-style folders (--data ROOT/<class>/<image>, 224 px): 21 MBConv "
+        "layers, 35 epochs (20 weights only)",
+        dict(_UNAS, space="proxyless", dataset="folder", image_size=224, stem_stride=2, channels=40,
+             epochs=35, arch_warmup_epochs=20, batch_size=192, latency_weight=0.0)),
+    # The same space on 32x32 CIFAR-10 (stem stride 1): the epochs of the DARTS-space preset.
+    "unas-proxyless-cifar10": Preset(
+        "UNAS in the ProxylessNAS space on CIFAR-10 (stem stride 1): 100 epochs (15 weights only)",
+        dict(_UNAS, space="proxyless", dataset="cifar10", stem_stride=1, channels=40)),
     # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
     # The alphas' lr is 20x the paper's so that 60 alpha steps visibly move the op weights, and the Hessian signal
     # is off: one estimate costs about a fifth of this short run (docs/benchmarks.md).
@@ -512,6 +552,27 @@ TRAIN_PRESETS: dict[str, Preset] = {
     "darts-wt2-eval": Preset(
         "the same on WikiText-2: 700 units (33M parameters), hidden dropout 0.15, wd 5e-7",
         dict(_LM_EVAL, dataset="wikitext-2", units=700, dropout_h=0.15, weight_decay=5e-7)),
+    # UNAS' CIFAR-10 cell in DARTS' CIFAR network, with the authors' CIFAR-10 command (NVlabs/unas @cdd19b9:
+    # batch 128, lr 0.05, drop-path 0.2; their 30 linear warm-up epochs of the lr are not offered here).
+    "unas-cifar10-eval": Preset(
+        "UNAS_CIFAR10 in DARTS' CIFAR-10 network: 20 cells, C=36, 600 epochs, batch 128, lr 0.05, cutout, "
+        "drop-path 0.2, auxiliary 0.4",
+        dict(dataset="cifar10", genotype="UNAS_CIFAR10", batch_size=128, lr=0.05)),
+    # UNAS' ProxylessNAS-space network on ImageNet (the authors' settings: 300 epochs, batch 64, lr 0.025 cosine,
+    # wd 5e-5, label smoothing 0.1; their 5 warm-up epochs are not offered here). No auxiliary head, no drop-path.
+    "unas-proxyless-imagenet-eval": Preset(
+        "UNAS_PROXYLESS (21 MBConv layers, stem 40) on ImageNet: 300 epochs, batch 64, lr 0.025, label "
+        "smoothing 0.1",
+        dict(dataset="imagenet", genotype="UNAS_PROXYLESS", network="proxyless", image_size=224, channels=40,
+             layers=21, auxiliary=False, drop_path_prob=0.0, epochs=300, batch_size=64, lr=0.025,
+             weight_decay=5e-5, label_smoothing=0.1, cutout=0, crop_padding=0)),
+    # The same network on 32x32 CIFAR-10 (stem stride 1) with DARTS' CIFAR recipe otherwise: our choice, not a
+    # published one.
+    "unas-proxyless-cifar10-eval": Preset(
+        "a ProxylessNAS-space network on CIFAR-10 (stem stride 1, 21 layers, stem 40), DARTS' CIFAR recipe "
+        "without auxiliary head and drop-path (ours, not published)",
+        dict(dataset="cifar10", genotype="UNAS_PROXYLESS", network="proxyless", channels=40, layers=21,
+             auxiliary=False, drop_path_prob=0.0)),
     # A few CPU minutes on the bundled sample (800 train / 200 test images): NOT the paper's training.
     "eval-demo": Preset(
         "short CPU demo on the bundled CIFAR-10 sample (not the paper's training)",

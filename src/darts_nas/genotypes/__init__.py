@@ -3,7 +3,8 @@ and one loader for names, files, run directories and pasted text.
 
 - :class:`Genotype` (:mod:`.cnn`): the DARTS CNN cell pair, ``Genotype(normal=..., reduce=...)``;
 - :class:`RecurrentGenotype` (:mod:`.rnn`): the DARTS recurrent cell, ``Genotype(recurrent=..., concat=...)``;
-- :class:`NB201Arch` (:mod:`.nb201`): a NAS-Bench-201 cell, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
+- :class:`NB201Arch` (:mod:`.nb201`): a NAS-Bench-201 cell, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``;
+- :class:`ProxylessArch` (:mod:`.mobile`): the 21 layer ops of the ProxylessNAS / MobileNetV2 space.
 
 Each type names its ``space``, reads and writes its text and JSON forms (``to_text``/``from_text``,
 ``to_dict``/``from_dict``) and loads a spec (``Type.load(spec)``). A new space's genotype type is one more module
@@ -20,13 +21,15 @@ from ..fileio import atomic_write_text
 from .cnn import (CNN_OPS, DARTS, DARTS_V1, DARTS_V2, PARAMETER_FREE, PC_DARTS, PDARTS, PRIMITIVES, PUBLISHED,
                   AmoebaNet, Genotype, NASNet, derive_cell, derive_genotype, get_genotype, load_cnn_genotype,
                   parse_genotype)
+from .mobile import MOBILE_PRIMITIVES, MOBILE_PUBLISHED, ProxylessArch, load_proxyless_arch
 from .nb201 import NB201_EDGES, NB201_PRIMITIVES, NB201Arch, load_nb201_arch
 from .rnn import (RECURRENT_PUBLISHED, RNN_OPS, RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent,
                   load_recurrent_genotype)
 from .text import existing_path, literal_fields, spec_string
 
 # The genotype type of each space, by the "space" key of the JSON form (a CNN genotype's JSON has none).
-GENOTYPE_TYPES: dict[str, type] = {"darts-cnn": Genotype, "darts-rnn": RecurrentGenotype, "nb201": NB201Arch}
+GENOTYPE_TYPES: dict[str, type] = {"darts-cnn": Genotype, "darts-rnn": RecurrentGenotype, "nb201": NB201Arch,
+                                   "proxyless": ProxylessArch}
 
 
 def genotype_type(space: str) -> type:
@@ -48,6 +51,8 @@ def _kind_of(s: str) -> type:
         return Genotype
     if any(key == name.lower() for name in RECURRENT_PUBLISHED):
         return RecurrentGenotype
+    if any(key == name.lower() for name in MOBILE_PUBLISHED):
+        return ProxylessArch
     path = None if "(" in s else existing_path(s)
     if path is not None:
         target = path / "genotype.json" if path.is_dir() else path
@@ -60,6 +65,8 @@ def _kind_of(s: str) -> type:
         return Genotype
     if "recurrent" in s:
         return RecurrentGenotype
+    if "ProxylessArch" in s:
+        return ProxylessArch
     if s.startswith("|") and "~" in s:
         return NB201Arch
     return Genotype
@@ -98,4 +105,5 @@ __all__ = ["AmoebaNet", "CNN_OPS", "DARTS", "DARTS_V1", "DARTS_V2", "GENOTYPE_TY
            "PUBLISHED", "RECURRENT_PUBLISHED", "RNN_OPS", "RNN_PRIMITIVES", "RecurrentGenotype", "derive_cell",
            "derive_genotype", "derive_recurrent", "genotype_from_dict", "genotype_type", "get_genotype",
            "literal_fields", "load_cnn_genotype", "load_genotype", "load_nb201_arch", "load_recurrent_genotype",
-           "parse_genotype", "save_genotype"]
+           "parse_genotype", "save_genotype", "MOBILE_PRIMITIVES", "MOBILE_PUBLISHED", "ProxylessArch",
+           "load_proxyless_arch"]

@@ -126,6 +126,7 @@ class Genotype:
     """
 
     space = "darts-cnn"  # the search space whose cells this type describes (the "space" key of its JSON form)
+    network = None       # no network of its own: the CIFAR or the ImageNet network, by the dataset
 
     @staticmethod
     def load(spec) -> "Genotype":
@@ -345,9 +346,35 @@ PDARTS = Genotype(
             ('max_pool_3x3', 0), ('dil_conv_3x3', 1), ('dil_conv_3x3', 1), ('dil_conv_5x5', 3)],
     reduce_concat=range(2, 6))
 
+# UNAS (Vahdat et al., arXiv:1912.07651): the cells its authors publish for CIFAR-10, CIFAR-100 and ImageNet, found in
+# its DARTS-style space (7 ops without `none`, two (input, op) slots per node; darts_nas.spaces.unas_darts).
+# Read from the authors' genotype indices (NVlabs/unas @cdd19b9, darts/genotypes.py), decoded to op names.
+UNAS_CIFAR10 = Genotype(
+    normal=[('sep_conv_5x5', 0), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 1),
+            ('sep_conv_3x3', 0), ('dil_conv_3x3', 1), ('sep_conv_3x3', 1), ('dil_conv_3x3', 0)],
+    normal_concat=range(2, 6),
+    reduce=[('sep_conv_3x3', 0), ('sep_conv_5x5', 0), ('skip_connect', 1), ('sep_conv_3x3', 0),
+            ('avg_pool_3x3', 1), ('skip_connect', 0), ('sep_conv_5x5', 3), ('avg_pool_3x3', 1)],
+    reduce_concat=range(2, 6))
+UNAS_CIFAR100 = Genotype(
+    normal=[('sep_conv_3x3', 0), ('dil_conv_3x3', 0), ('dil_conv_3x3', 1), ('sep_conv_3x3', 0),
+            ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_5x5', 1), ('sep_conv_3x3', 0)],
+    normal_concat=range(2, 6),
+    reduce=[('sep_conv_7x7', 0), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_5x5', 0),
+            ('sep_conv_7x7', 1), ('dil_conv_3x3', 0), ('dil_conv_3x3', 0), ('sep_conv_3x3', 3)],
+    reduce_concat=range(2, 6))
+UNAS_IMAGENET = Genotype(
+    normal=[('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 0), ('skip_connect', 1),
+            ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 0), ('dil_conv_3x3', 1)],
+    normal_concat=range(2, 6),
+    reduce=[('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 1),
+            ('sep_conv_5x5', 1), ('dil_conv_3x3', 0), ('dil_conv_3x3', 3), ('sep_conv_3x3', 1)],
+    reduce_concat=range(2, 6))
+
 PUBLISHED: dict[str, Genotype] = {
     "DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2, "DARTS": DARTS, "NASNet": NASNet, "AmoebaNet": AmoebaNet,
-    "PC_DARTS": PC_DARTS, "PDARTS": PDARTS,
+    "PC_DARTS": PC_DARTS, "PDARTS": PDARTS, "UNAS_CIFAR10": UNAS_CIFAR10, "UNAS_CIFAR100": UNAS_CIFAR100,
+    "UNAS_IMAGENET": UNAS_IMAGENET,
 }
 
 

@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 from ..errors import DartsNasError
-from ..genotypes import PUBLISHED, Genotype, get_genotype, load_genotype
+from ..genotypes import MOBILE_PUBLISHED, PUBLISHED, Genotype, ProxylessArch, genotype_from_dict, get_genotype, load_genotype
 from .cell import AuxiliaryHead, EvalCell, EvalNetwork, drop_path
 from .cifar import NetworkCIFAR
 from .imagenet import NetworkImageNet
+from .mobile import ProxylessNetwork
 
 # The papers' network for each dataset: class, and the default arguments.
 DATASET_NETWORKS = {
@@ -22,19 +23,46 @@ DATASET_NETWORKS = {
     "cifar100": (NetworkCIFAR, dict(C=36, layers=20, num_classes=100)),
     "imagenet": (NetworkImageNet, dict(C=48, layers=14, num_classes=1000)),
 }
-NETWORK_KINDS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet}
+NETWORK_KINDS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet, "proxyless": ProxylessNetwork}
+# The genotype types an image network is built from; a type with a ``network`` attribute fixes its network kind,
+# the others (DARTS cells) train in the CIFAR or the ImageNet network by the dataset.
+IMAGE_GENOTYPES = (Genotype, ProxylessArch)
 
 __all__ = ["AuxiliaryHead", "DATASET_NETWORKS", "check_input_size", "model_dataset", "EvalCell", "EvalNetwork", "NetworkCIFAR", "NetworkImageNet",
-           "build_network", "create_model", "network_for_spec", "drop_path", "list_models", "network_from_hparams"]
+           "build_network", "create_model", "network_for_spec", "drop_path", "list_models", "network_from_hparams",
+           "IMAGE_GENOTYPES", "ProxylessNetwork", "load_image_genotype", "network_kind_for"]
 
 
 def check_input_size(kind: str, size: int) -> None:
     """Refuse input sides the network cannot take: each reduction (FactorizedReduce) halves an even map, so the CIFAR
-    network needs a multiple of 4, and the ImageNet one (whose stem already divides by 8) a multiple of 32."""
-    multiple = 32 if kind == "imagenet" else 4
+    network needs a multiple of 4, and the ImageNet one (whose stem already divides by 8) a multiple of 32. The
+    proxyless network's strided convolutions take any side."""
+    multiple = {"imagenet": 32, "proxyless": 1}.get(kind, 4)
     if not isinstance(size, int) or size < multiple or size % multiple:
         raise DartsNasError(f"the {kind} network needs an input side that is a multiple of {multiple} (its "
                             f"reductions halve even maps), got {size}")
+
+
+def load_image_genotype(spec):
+    """A genotype that builds an image network (a DARTS cell pair or a ProxylessNAS architecture), from any spec."""
+    g = spec if isinstance(spec, IMAGE_GENOTYPES) else load_genotype(spec)
+    if not isinstance(g, IMAGE_GENOTYPES):
+        raise DartsNasError(f"{type(g).__name__} is not an image network's architecture (expected a DARTS cell pair "
+                            f"or a ProxylessArch)")
+    return g
+
+
+def network_kind_for(genotype, requested: str, by_dataset: str) -> str:
+    """The network kind a genotype trains in: its own if its type fixes one (``requested`` must then be auto or
+    that), else the one asked for or chosen by the dataset."""
+    own = getattr(genotype, "network", None)
+    if own is not None:
+        if requested not in ("auto", own):
+            raise DartsNasError(f"a {type(genotype).__name__} trains in the {own} network, not --network {requested}")
+        return own
+    if by_dataset not in ("cifar", "imagenet"):
+        raise DartsNasError(f"the {by_dataset} network is built from a {by_dataset} architecture, not DARTS cells")
+    return by_dataset
 
 
 def _as_genotype(genotype) -> Genotype:
@@ -47,6 +75,11 @@ def build_network(genotype, dataset: str = "cifar10", **kwargs) -> EvalNetwork:
     auxiliary, in_channels."""
     if dataset not in DATASET_NETWORKS:
         raise DartsNasError(f"no evaluation network for dataset {dataset!r} (known: {', '.join(DATASET_NETWORKS)})")
+    genotype = load_image_genotype(genotype)
+    if isinstance(genotype, ProxylessArch):  # one network whatever the dataset: stem stride 2 on ImageNet only
+        defaults = dict(C=40, layers=21, num_classes=DATASET_NETWORKS[dataset][1]["num_classes"],
+                        stem_stride=2 if dataset == "imagenet" else 1)
+        return ProxylessNetwork(genotype, **{**defaults, **kwargs})
     cls, defaults = DATASET_NETWORKS[dataset]
     args = {**defaults, **kwargs}
     for key in ("C", "layers", "num_classes"):
@@ -60,7 +93,7 @@ def build_network(genotype, dataset: str = "cifar10", **kwargs) -> EvalNetwork:
 
 
 def _model_names() -> dict[str, tuple[str, str]]:
-    return {f"{g.lower()}_{d}": (g, d) for g in PUBLISHED for d in DATASET_NETWORKS}
+    return {f"{g.lower()}_{d}": (g, d) for g in (*PUBLISHED, *MOBILE_PUBLISHED) for d in DATASET_NETWORKS}
 
 
 def model_dataset(name: str) -> str | None:
@@ -83,7 +116,7 @@ def create_model(name: str, **kwargs) -> EvalNetwork:
     if key not in names:
         raise DartsNasError(f"unknown model {name!r}; known: {', '.join(sorted(names))}")
     genotype, dataset = names[key]
-    return build_network(get_genotype(genotype), dataset, **kwargs)
+    return build_network(MOBILE_PUBLISHED.get(genotype) or get_genotype(genotype), dataset, **kwargs)
 
 
 def network_for_spec(spec: str, dataset: str | None = None, channels=None, layers=None, num_classes=None):
@@ -112,7 +145,7 @@ def network_from_hparams(hparams: dict) -> EvalNetwork:
     try:
         h = dict(hparams)
         cls = NETWORK_KINDS[h.pop("kind")]
-        genotype = Genotype.from_dict(h.pop("genotype"))
+        genotype = genotype_from_dict(h.pop("genotype"))
         return cls(genotype, **h)
     except (KeyError, TypeError) as e:
         raise DartsNasError(f"cannot rebuild the network from its recorded settings ({type(e).__name__}: {e})") from None

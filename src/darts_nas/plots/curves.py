@@ -60,7 +60,7 @@ def alpha_figure(history: list[dict], primitives=None):
     fig = new_figure(2.2 * cols + 1.6, 1.75 * rows + 0.9)
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True).flatten()
     for ax, (cell, e) in zip(axes, panels):
-        for k, op in enumerate(primitives):
+        for k, op in enumerate(last.get("columns", {}).get(cell) or primitives):
             line, = ax.plot(epochs, [w[e][k] for w in traj[cell]], color=OP_PALETTE[k % len(OP_PALETTE)],
                             ls=STYLES[k // len(OP_PALETTE) % len(STYLES)], lw=1.4, label=op)
             line.set_gid(f"alpha|{cell}|{e}|{op}")

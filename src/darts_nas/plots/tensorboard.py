@@ -35,8 +35,8 @@ def scalars(record: dict) -> dict[str, float]:
 def op_weight_scalars(record: dict) -> dict[str, float]:
     """op_weights/<cell>/<edge>/<op> for every op weight of the record."""
     out = {}
-    primitives = record.get("primitives") or []
     for cell, rows in record.get("op_weights", {}).items():
+        primitives = record.get("columns", {}).get(cell) or record.get("primitives") or []
         names = record.get("edges", {}).get(cell) or [f"edge {e}" for e in range(len(rows))]
         for e, row in enumerate(rows):
             for k, w in enumerate(row):

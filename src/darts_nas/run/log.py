@@ -16,7 +16,8 @@ def format_duration(seconds: float) -> str:
 
 
 SHORT_NAMES = {"none": "none", "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip",
-               "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5"}
+               "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
+               "sep_conv_7x7": "sep7"}
 
 
 def format_op_weights(primitives, weights) -> str:

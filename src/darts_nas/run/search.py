@@ -50,11 +50,15 @@ def search_model_from_checkpoint(path):
 
 
 def build_optimizers(model, config: SearchConfig):
-    """Weights: SGD with momentum and L2 decay. Alphas: Adam with L2 decay, kept apart from the weights.
+    """Weights: SGD with momentum and L2 decay (or Adam, --weight-optimizer adam). Alphas: Adam with L2 decay, kept
+    apart from the weights.
     With --cuda-graphs both are PyTorch's fused implementations, the SGD learning rate a device tensor and Adam's
     step count on the device: the same updates, with nothing read back to the host."""
     graph_safe = config.cuda_graphs
-    w_opt = make_sgd(model.weight_parameters(), config.lr, config.momentum, config.weight_decay, graph_safe)
+    if config.weight_optimizer == "adam":  # UNAS trains the supernet's weights with Adam
+        w_opt = torch.optim.Adam(model.weight_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        w_opt = make_sgd(model.weight_parameters(), config.lr, config.momentum, config.weight_decay, graph_safe)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=config.arch_lr, betas=(config.arch_beta1, config.arch_beta2),
                              weight_decay=config.arch_weight_decay, fused=graph_safe or None,
                              capturable=graph_safe and model.arch_parameters()[0].device.type == "cuda")
@@ -241,6 +245,9 @@ class SearchRun(EpochRun):
         reseeded (Gumbel samples, dropout masks) so a resumed run replays them, training mode. Returns whether the
         alphas step this epoch (not during --arch-warmup-epochs)."""
         set_lr(self.w_opt, lr)
+        c = self.config
+        if c.arch_lr_schedule == "cosine":
+            set_lr(self.a_opt, cosine_lr(epoch, c.epochs, c.arch_lr, c.arch_lr_min))
         self.model.set_temperature(self.temperature(epoch))
         torch.manual_seed(epoch_seed(self.config.seed, epoch, 2))
         self.model.train()
@@ -357,8 +364,8 @@ class SearchRun(EpochRun):
             target = f" (target {self.config.latency_target:g} ms)" if self.config.latency_weight else ""
             self.echo(f"  latency of the derived cell: measured {record['latency_ms']:.2f} ms, surrogate "
                       f"{record['latency_estimate_ms']:.2f} ms{target}")
-        for cell, w in self.model.probabilities().items():
-            self.echo(f"  {cell:<6} op weights, mean over edges: {format_op_weights(self.model.primitives, w)}")
+        for cell, (columns, w) in self.model.summary_weights().items():
+            self.echo(f"  {cell:<6} op weights, mean over edges: {format_op_weights(columns, w)}")
         if self.stopped:
             self.echo(f"stopping early: {self.stopped}")
 

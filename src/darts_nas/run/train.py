@@ -28,8 +28,8 @@ from ..data.dataset import subset_indices
 from ..data.folder import list_image_folder
 from ..data.stream import IMAGENET_MEAN, IMAGENET_STD, StreamingLoader
 from ..errors import DartsNasError
-from ..genotypes import Genotype, load_genotype
-from ..nets import NETWORK_KINDS, EvalNetwork, network_from_hparams
+from ..genotypes import Genotype, genotype_from_dict
+from ..nets import NETWORK_KINDS, EvalNetwork, load_image_genotype, network_from_hparams, network_kind_for
 from ..nets.profile import profile_network
 from ..precision import autocast, full_precision
 from .checkpoint import CHECKPOINT, LAST, MODEL_KIND, TRAIN_KIND, load_checkpoint, resolve_checkpoint
@@ -246,10 +246,11 @@ def sync_batch_norm(model: EvalNetwork, device: torch.device) -> EvalNetwork:
     return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
-def build_network_for(c: TrainConfig, genotype: Genotype, num_classes: int, in_channels: int) -> EvalNetwork:
-    cls = NETWORK_KINDS[c.network_kind()]
+def build_network_for(c: TrainConfig, genotype, num_classes: int, in_channels: int) -> EvalNetwork:
+    cls = NETWORK_KINDS[network_kind_for(genotype, c.network, c.network_kind())]
+    extra = cls.train_args(c) if hasattr(cls, "train_args") else {}  # what a network reads from the settings
     return cls(genotype, C=c.channels, num_classes=num_classes, layers=c.layers, auxiliary=c.auxiliary,
-               in_channels=in_channels)
+               in_channels=in_channels, **extra)
 
 
 class TrainRun(EpochRun):
@@ -262,7 +263,7 @@ class TrainRun(EpochRun):
         self.device = join_ranks(c)
         if c.cuda_graphs:
             require_cuda_graphs(self.device)
-        self.genotype = genotype if genotype is not None else load_genotype(c.genotype, Genotype)
+        self.genotype = genotype if genotype is not None else load_image_genotype(c.genotype)
         self.data = load_train_data(c, self.device)
         for note in self.data.notes:
             echo(f"note: {note}")
@@ -387,7 +388,7 @@ class TrainRun(EpochRun):
 def resume_image_training(run_dir, state: dict, echo=print, **changes) -> TrainRun:
     """Continue an image network's training run from its loaded checkpoint `state` (dispatch checks and loads it)."""
     config = TrainConfig.from_dict({**state["config"], **changes})
-    genotype = Genotype.from_dict(state["model_hparams"]["genotype"])
+    genotype = genotype_from_dict(state["model_hparams"]["genotype"])
     run = TrainRun(config, run_dir, echo, genotype=genotype)
     run.load_state(state)
     return run
@@ -409,8 +410,7 @@ def load_network(path, genotype=None, map_location="cpu") -> tuple[EvalNetwork, 
                             f"last.pt, best.pt or checkpoint.pt)")
     hparams = dict(state["model_hparams"])
     if genotype is not None:
-        g = genotype if isinstance(genotype, Genotype) else load_genotype(genotype, Genotype)
-        hparams["genotype"] = g.to_dict()
+        hparams["genotype"] = load_image_genotype(genotype).to_dict()
     model = network_from_hparams(hparams)
     try:
         model.load_state_dict(state["model"])

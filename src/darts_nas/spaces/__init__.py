@@ -28,6 +28,8 @@ from .darts_cnn import DartsCNNSearchModel, SearchCell, SearchNetwork
 from .darts_rnn import DartsRNNSearchModel
 from .mixed import MixedOp
 from .nb201 import NB201SearchModel
+from .proxyless import ProxylessSearchModel
+from .unas_darts import UnasDartsSearchModel
 
 SPACES: dict[str, type[SearchModel]] = {}
 
@@ -47,10 +49,11 @@ def get_space(name: str) -> type[SearchModel]:
     return registry_lookup(SPACES, name, "search space")
 
 
-for _space in (DartsCNNSearchModel, NB201SearchModel, DartsRNNSearchModel):
+for _space in (DartsCNNSearchModel, NB201SearchModel, DartsRNNSearchModel, UnasDartsSearchModel,
+               ProxylessSearchModel):
     register_space(_space)
 
 
 __all__ = ["DartsCNNSearchModel", "DartsRNNSearchModel", "MixedOp", "NB201Arch", "NB201SearchModel",
-           "NB201_PRIMITIVES", "PARAMETER_FREE", "SPACES", "SearchCell", "SearchData", "SearchModel",
-           "SearchNetwork", "get_space", "register_space"]
+           "NB201_PRIMITIVES", "PARAMETER_FREE", "ProxylessSearchModel", "SPACES", "SearchCell", "SearchData", "SearchModel",
+           "SearchNetwork", "UnasDartsSearchModel", "get_space", "register_space"]

@@ -78,11 +78,27 @@ class SearchModel(nn.Module):
         the names of their columns (ops) and rows (edges), which the plots read."""
         return {"alphas": {k: a.detach().cpu().tolist() for k, a in self.alphas.items()},
                 "op_weights": {k: w.detach().cpu().tolist() for k, w in self.probabilities().items()},
-                "primitives": list(self.primitives), "edges": self.edge_names()}
+                "primitives": list(self.primitives), "edges": self.edge_names(), "columns": self.columns()}
 
     def edge_names(self) -> dict[str, list[str]]:
         """A name per row of each alpha matrix ("from->to" where the space knows its edges)."""
         return {k: [f"edge {e}" for e in range(a.shape[0])] for k, a in self.alphas.items()}
+
+    def columns(self) -> dict[str, list[str]]:
+        """A name per column of each alpha matrix: the candidate ops, unless the space's matrices choose other
+        things (UNAS' cell chooses inputs too)."""
+        return {k: list(self.primitives) for k in self.alphas}
+
+    def summary_weights(self) -> dict[str, tuple[list[str], torch.Tensor]]:
+        """What the epoch log summarizes (one line each, the mean over rows): (column names, weights) per alpha
+        matrix; a space whose matrices are many may show fewer."""
+        columns = self.columns()
+        return {k: (columns[k], w) for k, w in self.probabilities().items()}
+
+    def arch_penalty(self) -> torch.Tensor | None:
+        """A term of the space's own that the alphas' objective adds in every strategy (UNAS' pair penalty);
+        None for most spaces."""
+        return None
 
     @torch.no_grad()
     def derivation_weights(self) -> dict[str, torch.Tensor]:

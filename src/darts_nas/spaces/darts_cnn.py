@@ -60,7 +60,7 @@ class SearchCell(nn.Module):
     `multiplier` nodes."""
 
     def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev, primitives=PRIMITIVES,
-                 partial: int = 1):
+                 partial: int = 1, make=None):
         super().__init__()
         self.reduction = reduction
         self.steps = steps
@@ -74,7 +74,7 @@ class SearchCell(nn.Module):
         for i in range(steps):
             for j in range(2 + i):
                 stride = 2 if reduction and j < 2 else 1
-                self.edges.append(MixedOp(C, stride, primitives, partial))
+                self.edges.append(MixedOp(C, stride, primitives, partial, make))
         # State j (0, 1: the inputs; 2 + i: node i) feeds nodes max(0, j - 1) .. steps - 1: (those nodes, the
         # edges that carry it), the order in which the fused path walks the cell. The last node feeds none.
         self.out_edges = []
@@ -96,8 +96,10 @@ class SearchCell(nn.Module):
             for _ in range(self.steps):
                 node = None
                 for j, h in enumerate(states):
-                    y = self.edges[offset + j](h, weights[offset + j],
-                                               None if selected is None else selected[offset + j])
+                    sel = None if selected is None else selected[offset + j]
+                    if sel == ():  # no op of this edge chosen (UNAS' cell): it adds nothing
+                        continue
+                    y = self.edges[offset + j](h, weights[offset + j], sel)
                     if edge_w is not None:
                         y = edge_w[offset + j] * y
                     node = y if node is None else node + y
@@ -110,7 +112,7 @@ class SearchNetwork(nn.Module):
     """Stem, `layers` cells (reductions at 1/3 and 2/3 depth, channels doubled there), pooling, classifier."""
 
     def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=4, stem_multiplier=3, in_channels=3,
-                 primitives=PRIMITIVES, partial: int = 1):
+                 primitives=PRIMITIVES, partial: int = 1, make=None):
         super().__init__()
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(
@@ -125,7 +127,7 @@ class SearchNetwork(nn.Module):
             if reduction:
                 C_curr *= 2
             self.cells.append(SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                                         primitives, partial))
+                                         primitives, partial, make))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.classifier = nn.Linear(C_prev, num_classes)

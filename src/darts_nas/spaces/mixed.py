@@ -22,7 +22,8 @@ class MixedOp(nn.Module):
     the rest bypass them (2x2 max-pooled on a reduction edge), and the two parts are channel-shuffled.
 
     ``selected=k`` (GDAS' hard relaxation) evaluates op k alone, weighted by its (one-hot, straight-through)
-    weight. `make(name, C, stride)` builds each candidate op, so other spaces (NAS-Bench-201) reuse this class.
+    weight; ``selected=(k, l, ...)`` evaluates those ops only (UNAS' cell, where two slots may pick ops on one
+    edge). `make(name, C, stride)` builds each candidate op, so other spaces (NAS-Bench-201) reuse this class.
     """
 
     def __init__(self, C: int, stride: int, primitives=PRIMITIVES, partial: int = 1, make=None):
@@ -49,7 +50,14 @@ class MixedOp(nn.Module):
         """The op that reads column k of the op weights (None for `none`)."""
         return self.ops[self.columns.index(k)] if k in self.columns else None
 
-    def mixed(self, x: torch.Tensor, weights: torch.Tensor, selected: int | None = None) -> torch.Tensor:
+    def mixed(self, x: torch.Tensor, weights: torch.Tensor, selected=None) -> torch.Tensor:
+        if isinstance(selected, tuple):
+            out = None
+            for k in selected:
+                op = self.op_for_column(k)
+                y = weights[k] * (self.zero if op is None else op)(x)
+                out = y if out is None else out + y
+            return out
         if selected is not None:
             op = self.op_for_column(selected)
             return weights[selected] * (self.zero if op is None else op)(x)  # `none`: zeros, still weighted for the gradient

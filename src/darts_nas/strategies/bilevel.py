@@ -163,10 +163,14 @@ def weight_step(model, train_batch, w_optimizer, grad_clip: float | None, grads=
 
 def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
     """The alphas' step of every strategy, and the one place their gradients pass: along `grads` plus the gradient
-    of the regularizer's penalty (if any), which depends on the alphas alone."""
+    of the regularizer's penalty and of the space's own (if any), which depend on the alphas alone."""
     alphas = model.arch_parameters()
+    penalty = model.arch_penalty()  # the space's own term (UNAS' pair penalty), if it has one
     if regularizer is not None and regularizer.active:
-        extra = torch.autograd.grad(regularizer.penalty(model), alphas, allow_unused=True)
+        own = regularizer.penalty(model)
+        penalty = own if penalty is None else penalty + own
+    if penalty is not None:
+        extra = torch.autograd.grad(penalty, alphas, allow_unused=True)
         grads = [g if e is None else g + e for g, e in zip(grads, extra)]
     if regularizer is not None:
         regularizer.on_step()
