@@ -107,3 +107,32 @@ def test_a_latency_targeted_search_derives_a_cheaper_cell(tmp_path):
     assert all("latency_ms" in r and r["latency_ms"] > 0 for r in runs["penalized"])
     assert runs["penalized"][-1]["latency_estimate_ms"] < runs["free"][-1]["latency_estimate_ms"]
     assert runs["penalized"][-1]["latency_estimate_ms"] <= 1.0
+
+
+def test_the_ridge_weight_is_chosen_by_cross_validation():
+    from darts_nas.latency import RIDGES, choose_ridge
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 30, generator=g, dtype=torch.float64)
+    exact = x @ torch.randn(30, generator=g, dtype=torch.float64)
+    assert choose_ridge(x, exact) == RIDGES[0]              # no noise: the least shrinkage predicts best
+    noise = torch.randn(200, generator=g, dtype=torch.float64)
+    assert choose_ridge(x, noise) == RIDGES[-1]             # nothing to learn: shrink everything
+
+
+def test_mixed_random_architectures_spread_their_op_counts():
+    from darts_nas.latency import random_architecture
+    from darts_nas.spaces import ProxylessSearchModel
+
+    model = ProxylessSearchModel(C=8, num_classes=10, stem_stride=1)
+    g = torch.Generator().manual_seed(0)
+
+    def zero_counts(mixed):
+        return torch.tensor([float(random_architecture(model, g, mixed)["skippable"][:, 0].sum())
+                             for _ in range(400)])
+
+    uniform, mixed = zero_counts(False), zero_counts(True)
+    assert abs(uniform.mean() - 15 / 7) < 0.3 and abs(mixed.mean() - 15 / 7) < 0.5   # the same mean, 15/7
+    assert mixed.std() > 1.4 * uniform.std()    # a wider spread: sd 2.25 against 1.36 (Beta(1, 6) frequencies)
+    arch = random_architecture(model, g, True)
+    assert all(((w.sum(-1) == 1) & ((w == 0) | (w == 1)).all(-1)).all() for w in arch.values())

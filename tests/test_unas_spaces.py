@@ -319,3 +319,16 @@ def test_a_latency_table_and_a_latency_penalized_search_in_each_unas_space(tmp_p
         record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
         assert record["latency_ms"] > 0 and record["latency_estimate_ms"] > 0
     capsys.readouterr()
+
+
+def test_info_counts_and_times_both_networks(capsys):
+    assert main(["info", "UNAS_PROXYLESS", "--dataset", "imagenet", "--image-size", "64", "--latency", "--repeats",
+                 "2", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["params"] == proxyless_params(MOBILE_PUBLISHED["UNAS_PROXYLESS"].ops)
+    assert record["latency_ms"] > 0 and record["latency_device"] == "cpu"
+    assert main(["info", "UNAS_CIFAR10", "--channels", "8", "--layers", "5", "--latency", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "latency:" in out and "median of 2 forwards of 1 image, eval mode, cpu" in out
+    assert main(["info", "UNAS_CIFAR10", "--latency", "--images", "0"]) == 2
+    assert "--images and --repeats must be positive" in capsys.readouterr().err

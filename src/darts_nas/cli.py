@@ -227,15 +227,18 @@ def _cmd_latency_table(args) -> int:
     side = config.image_size if config.dataset == "folder" else 32
     inputs = torch.randn(args.images, 3, side, side, device=device)
     print(f"latency table: {config.space} supernet ({sum(p.numel() for p in model.weight_parameters()) / 1e6:.2f}M "
-          f"weights), {args.samples} random architectures x median of {args.repeats} forwards on {args.images} "
+          f"weights), {args.samples} random architectures (mixed op frequencies) x median of {args.repeats} "
+          f"forwards on {args.images} "
           f"images of {side}x{side}, {device}")
-    table = build_table(model, inputs, args.samples, args.repeats, seed=config.seed)
+    if args.ridge < 0:
+        raise DartsNasError("--ridge cannot be negative (0: chosen by cross-validation)")
+    table = build_table(model, inputs, args.samples, args.repeats, seed=config.seed, ridge=args.ridge)
     out = Path(args.table or f"latency-{config.space}-{device.type}.json")
     table.save(out)
     i = table.info
     print(f"wrote {out}: latency {i['latency_ms']['min']:.2f}-{i['latency_ms']['max']:.2f} ms (median "
           f"{i['latency_ms']['median']:.2f}); linear surrogate on {args.samples - i['held_out']} of them, on the "
-          f"{i['held_out']} held out: R^2 {i['r2']:.3f}, mean absolute error {i['mae_ms']:.3f} ms")
+          f"{i['held_out']} held out: R^2 {i['r2']:.3f}, mean absolute error {i['mae_ms']:.3f} ms (ridge {i['ridge']:g})")
     return 0
 
 
@@ -267,9 +270,12 @@ def _cmd_info(args) -> int:
     size = args.image_size or (224 if dataset == "imagenet" else 32)
     p = profile_network(model, size)
     h = model.hparams
+    latency = _network_latency(model, size, args) if args.latency else None
     if args.json:
+        extra = {} if latency is None else {"latency_ms": latency, "latency_images": args.images,
+                                            "latency_device": args.device}
         print(json.dumps({"dataset": dataset, "network": type(model).__name__, "genotype": model.genotype.to_text(),
-                          **{k: h[k] for k in ("C", "layers", "num_classes")}, **p.to_dict()}))
+                          **{k: h[k] for k in ("C", "layers", "num_classes")}, **p.to_dict(), **extra}))
         return 0
     print(model.genotype.to_text())
     print(f"{type(model).__name__} for {dataset}: C={h['C']}, {h['layers']} {getattr(model, 'depth_unit', 'cells')}, "
@@ -279,11 +285,28 @@ def _cmd_info(args) -> int:
         print(f"  with aux head {p.params_total / 1e6:.2f}M  ({p.params_total:,})")
     print(f"multiply-adds:  {p.multiply_adds / 1e6:.0f}M  ({p.multiply_adds:,}; one image, inference, "
           f"torch.utils.flop_counter)")
+    if latency is not None:
+        print(f"latency:        {latency:.2f} ms  (median of {args.repeats} forwards of {args.images} image"
+              f"{'s' if args.images != 1 else ''}, eval mode, {args.device})")
     if args.trace and hasattr(model, "channel_trace"):
         print("cells (C_prev_prev, C_prev, C):")
         for i, cell in enumerate(model.cells):
             print(f"  {i:2d} {'reduce' if cell.reduction else 'normal'} {cell.channels}")
     return 0
+
+
+def _network_latency(model, size: int, args) -> float:
+    import torch
+
+    from .latency import measure_network
+    from .run.common import resolve_device
+
+    if args.images < 1 or args.repeats < 1:
+        raise DartsNasError("--images and --repeats must be positive")
+    device = resolve_device(args.device)
+    model.to(device)
+    x = torch.randn(args.images, model.hparams["in_channels"], size, size, device=device)
+    return measure_network(model, x, args.repeats)
 
 
 def _cmd_models(args) -> int:
@@ -492,6 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, help="classes (default: the dataset's)")
     p.add_argument("--image-size", type=int, help="input side for multiply-adds (default 32, imagenet 224)")
     p.add_argument("--trace", action="store_true", help="also print the channels of every cell")
+    p.add_argument("--latency", action="store_true", help="also measure the inference latency: median of --repeats "
+                   "forwards of --images images in eval mode on --device (synchronized on CUDA)")
+    p.add_argument("--device", default="cpu", help="device of --latency (cpu, cuda, cuda:N, auto)")
+    p.add_argument("--images", type=int, default=1, help="batch of --latency (default 1)")
+    p.add_argument("--repeats", type=int, default=10, help="timed forwards of --latency (default 10)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=_cmd_info)
 
@@ -560,6 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=10, help="timed forwards per architecture (the median is kept)")
     p.add_argument("--images", type=int, default=24, help="images per forward (UNAS: 24)")
     p.add_argument("--table", metavar="FILE", help="where to write it (default latency-<space>-<device>.json)")
+    p.add_argument("--ridge", type=float, default=0.0, help="ridge weight of the fit (UNAS: 1; default 0: the best "
+                   "of 0.1-1000 by 5-fold cross-validation on the fitted part)")
     add_config_arguments(p)
     p.set_defaults(func=_cmd_latency_table)
 

@@ -37,26 +37,52 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed_ms(fn, device: torch.device, repeats: int = 10, warmup: int = 2) -> list[float]:
+    """Wall-clock ms of `fn()` in each of `repeats` calls after `warmup` untimed ones, synchronized on CUDA."""
+    times = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= warmup:
+            times.append(1000.0 * (time.perf_counter() - t0))
+    return times
+
+
+def median_ms(fn, device: torch.device, repeats: int = 10, warmup: int = 2) -> float:
+    """Median wall-clock ms of `fn()` over `repeats` calls after `warmup` untimed ones."""
+    return statistics.median(timed_ms(fn, device, repeats, warmup))
+
+
 @torch.no_grad()
+def measure_times(model, weights: dict[str, torch.Tensor], inputs: torch.Tensor, repeats: int = 10,
+                  warmup: int = 2) -> list[float]:
+    """The ms of each timed forward of `model` at the discrete architecture `weights` (one-hot rows)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with model.fixed_op_weights(weights, hard=True):
+            return timed_ms(lambda: model(inputs), inputs.device, repeats, warmup)
+    finally:
+        model.train(was_training)
+
+
 def measure(model, weights: dict[str, torch.Tensor], inputs: torch.Tensor, repeats: int = 10,
             warmup: int = 2) -> float:
     """Median ms of one forward of `model` at the discrete architecture `weights` (one-hot rows) on `inputs`."""
+    return statistics.median(measure_times(model, weights, inputs, repeats, warmup))
+
+
+@torch.no_grad()
+def measure_network(model, inputs: torch.Tensor, repeats: int = 10, warmup: int = 2) -> float:
+    """Median ms of one inference forward (eval mode) of an evaluation network on `inputs`."""
     was_training = model.training
     model.eval()
-    device = inputs.device
-    times = []
     try:
-        with model.fixed_op_weights(weights, hard=True):
-            for i in range(warmup + repeats):
-                _sync(device)
-                t0 = time.perf_counter()
-                model(inputs)
-                _sync(device)
-                if i >= warmup:
-                    times.append(1000.0 * (time.perf_counter() - t0))
+        return median_ms(lambda: model(inputs), inputs.device, repeats, warmup)
     finally:
         model.train(was_training)
-    return statistics.median(times)
 
 
 def warm_up(model, inputs: torch.Tensor, images: int = 64) -> None:
@@ -73,11 +99,19 @@ def warm_up(model, inputs: torch.Tensor, images: int = 64) -> None:
     model.train(was_training)
 
 
-def random_architecture(model, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """One op per row of every alpha matrix, uniformly at random (one-hot rows)."""
+def random_architecture(model, generator: torch.Generator, mixed: bool = False) -> dict[str, torch.Tensor]:
+    """One op per row of every alpha matrix (one-hot rows): uniformly at random, or with ``mixed`` from op
+    frequencies drawn for this architecture (a flat Dirichlet per matrix), so that some architectures are mostly
+    cheap ops and others mostly costly ones. Uniform draws average over the rows, and their latencies bunch
+    around one value (in the proxyless space at 32 px, 15 times timing noise's spread closer than the fastest
+    and slowest architectures); mixed draws cover the range a search travels."""
     out = {}
     for name, a in model.alphas.items():
-        idx = torch.randint(0, a.shape[1], (a.shape[0],), generator=generator)
+        if mixed:
+            freq = -torch.log(torch.rand(a.shape[1], generator=generator).clamp_min(1e-12))
+            idx = torch.multinomial(freq / freq.sum(), a.shape[0], replacement=True, generator=generator)
+        else:
+            idx = torch.randint(0, a.shape[1], (a.shape[0],), generator=generator)
         out[name] = torch.nn.functional.one_hot(idx, a.shape[1]).to(device=a.device, dtype=a.dtype)
     return out
 
@@ -93,6 +127,24 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, ridge: float = 1.0) -> tuple[tor
     xc = x - mx
     coef = torch.linalg.solve(xc.T @ xc + ridge * torch.eye(x.shape[1], dtype=x.dtype), xc.T @ (y - my))
     return coef, float(my - mx @ coef)
+
+
+RIDGES = (0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+def choose_ridge(x: torch.Tensor, y: torch.Tensor, folds: int = 5) -> float:
+    """The ridge weight of :data:`RIDGES` with the least squared error in `folds`-fold cross-validation."""
+    n = x.shape[0]
+    errors = []
+    for ridge in RIDGES:
+        err = 0.0
+        for f in range(folds):
+            test = torch.zeros(n, dtype=torch.bool)
+            test[f * n // folds:(f + 1) * n // folds] = True
+            coef, intercept = fit_ridge(x[~test], y[~test], ridge)
+            err += float(((x[test].double() @ coef + intercept - y[test].double()) ** 2).sum())
+        errors.append(err)
+    return RIDGES[min(range(len(RIDGES)), key=errors.__getitem__)]
 
 
 class LatencyTable:
@@ -140,29 +192,40 @@ def _plain(hparams: dict) -> dict:
 
 
 def _shape(hparams: dict) -> dict:
-    return {k: v for k, v in _plain(hparams).items() if k not in ("num_classes", "relaxation", "max_w")}
+    # what does not change which ops run, or their cost: the class count, the relaxation, Max-W, a penalty weight
+    return {k: v for k, v in _plain(hparams).items() if k not in ("num_classes", "relaxation", "max_w", "pair_penalty")}
 
 
 def build_table(model, inputs: torch.Tensor, samples: int = 200, repeats: int = 10, warmup: int = 2, seed: int = 0,
                 ridge: float = 1.0, echo=print, info: dict | None = None) -> LatencyTable:
     """Measure `samples` random architectures of `model` on `inputs`, fit the surrogate on 80% of them, report its
-    R^2 and mean absolute error on the rest."""
+    R^2 and mean absolute error on the rest.
+
+    Each architecture's latency is the median of `repeats` timed forwards, taken in rounds of two: every round
+    times every architecture once more (after one untimed forward). On a shared machine a slowdown lasts seconds;
+    timed back to back, it would land on a few architectures and pass for their cost, while spread over rounds it
+    lands on every architecture alike and the median drops it."""
     if samples < 10:
         raise DartsNasError("--samples must be at least 10 (the fit holds out a fifth of them)")
     names = list(model.alphas.keys())
     g = torch.Generator().manual_seed(seed)
-    archs, ms = [], []
     t0 = time.perf_counter()
     warm_up(model, inputs)
     measure(model, random_architecture(model, g), inputs, 1, warmup)  # first-call allocations, not timed
-    for i in range(samples):
-        arch = random_architecture(model, g)
-        archs.append(flatten({k: v.cpu() for k, v in arch.items()}, names))
-        ms.append(measure(model, arch, inputs, repeats, warmup))
-        if (i + 1) % max(samples // 10, 1) == 0:
-            echo(f"  measured {i + 1}/{samples} architectures ({time.perf_counter() - t0:.0f} s)")
+    chosen = [random_architecture(model, g, mixed=True) for _ in range(samples)]
+    archs = [flatten({k: v.cpu() for k, v in arch.items()}, names) for arch in chosen]
+    times: list[list[float]] = [[] for _ in chosen]
+    rounds = -(-repeats // 2)
+    for r in range(rounds):
+        per_round = min(2, repeats - 2 * r)
+        for i, arch in enumerate(chosen):
+            times[i] += measure_times(model, arch, inputs, per_round, 1)
+        echo(f"  round {r + 1}/{rounds}: every architecture timed {len(times[0])}x ({time.perf_counter() - t0:.0f} s)")
+    ms = [statistics.median(t) for t in times]
     x, y = torch.stack(archs).double(), torch.tensor(ms, dtype=torch.float64)
     split = int(0.8 * samples)
+    if ridge <= 0:
+        ridge = choose_ridge(x[:split], y[:split])
     coef, intercept = fit_ridge(x[:split], y[:split], ridge)
     pred = x[split:] @ coef + intercept
     held = y[split:]

@@ -71,8 +71,13 @@ def alpha_figure(history: list[dict], primitives=None):
         ax.grid(alpha=0.3)
     for ax in axes[len(panels):]:
         ax.set_axis_off()
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right center", fontsize=8, title="op", title_fontsize=8)
+    column_sets = {tuple(last.get("columns", {}).get(cell) or primitives) for cell in traj}
+    if len(column_sets) == 1:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", fontsize=8, title="op", title_fontsize=8)
+    else:  # matrices that choose different things (UNAS' inputs and ops): a legend in each panel
+        for ax in axes[:len(panels)]:
+            ax.legend(fontsize=5, loc="upper left", frameon=False)
     fig.supxlabel("epoch", fontsize=9)
     fig.supylabel("op weight", fontsize=9)
     fig.suptitle("op weights per edge (the relaxation's deterministic weights of the alphas)", fontsize=10)

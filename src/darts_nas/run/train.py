@@ -273,6 +273,9 @@ class TrainRun(EpochRun):
                                 f"lower --batch-size or use more data")
         torch.manual_seed(c.seed)
         model = build_network_for(c, self.genotype, len(self.data.classes), self.data.in_channels)
+        if not getattr(model, "has_auxiliary", True) and (c.auxiliary or c.drop_path_prob):
+            echo(f"note: the {model.hparams['kind']} network has no auxiliary head and no drop-path; --auxiliary "
+                 "and --drop-path-prob do nothing here")
         self.profile = profile_network(model, self.data.image_size)
         if c.sync_bn:
             model = sync_batch_norm(model, self.device)
@@ -327,8 +330,9 @@ class TrainRun(EpochRun):
 
     def describe(self) -> str:
         c, p, d = self.config, self.profile, self.data
-        return (f"train: {genotype_label(c.genotype)} cell, {type(self.model).__name__} C={c.channels} {c.layers} cells: "
-                f"{p.params / 1e6:.2f}M params ({p.params_total / 1e6:.2f}M with the auxiliary head), "
+        aux = f" ({p.params_total / 1e6:.2f}M with the auxiliary head)" if p.params_total != p.params else ""
+        return (f"train: {genotype_label(c.genotype)} cell, {type(self.model).__name__} C={c.channels} {c.layers} "
+                f"{getattr(self.model, 'depth_unit', 'cells')}: {p.params / 1e6:.2f}M params{aux}, "
                 f"{p.multiply_adds / 1e6:.0f}M multiply-adds; {d.name}: {len(d.train)} train / {len(d.test)} test "
                 f"images; {self.device} ({speed_label(c.to_dict())}){distributed.describe()}, {self.steps} "
                 f"steps/epoch -> {self.run_dir}")
