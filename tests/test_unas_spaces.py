@@ -266,6 +266,11 @@ def test_each_unas_space_runs_search_derive_resume_and_train(space, tmp_path, ca
     kind = Genotype if space == "unas-darts" else ProxylessArch
     derived = load_genotype(str(full))
     assert isinstance(derived, kind) and derived.to_text() in out
+    assert main(["plot", str(full)]) == 0 and (full / "plots" / "alphas.svg").is_file()
+    svg = (full / "plots" / "alphas.svg").read_text()
+    first = "normal_ops" if space == "unas-darts" else "skippable"
+    assert f"alpha|{first}|0|sep_conv_3x3" in svg if space == "unas-darts" else f"alpha|{first}|0|zero" in svg
+    capsys.readouterr()
     extra = ["--layers", "3", "--channels", "4"] if space == "unas-darts" else ["--layers", "21", "--channels", "8"]
     assert main(["train", "--genotype", str(full), "--dataset", "synthetic", "--synthetic-size", "32",
                  "--image-size", "8", "--batch-size", "16", "--epochs", "1", "--no-progress", *extra,
