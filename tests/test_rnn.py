@@ -439,3 +439,74 @@ def test_cli_language_model_train_evaluate_and_messages(tmp_path, corpus_dir, ca
 
 def test_vocabulary_equality():
     assert Vocabulary(["a", "b"]) == Vocabulary(["a", "b"]) and Vocabulary(["a"]) != Vocabulary(["b"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the DARTS authors' recurrent hypergradient (--hypergradient authors) against a re-computation done their way
+# ----------------------------------------------------------------------------------------------------------------
+def _authors_way(model, train, val, eta, wd, clip, r=0.01):
+    """The authors' procedure on module copies: gradients of the parameters (the tied one listed once), clipped
+    when the coefficient is below 1, the moved values loaded into a copy of the state dict (in which the tied
+    decoder entry keeps the old embedding), the validation gradient clipped plus weight decay, and the central
+    difference taken by moving the unrolled copy's parameters in place."""
+    import copy
+
+    def clipped(grads):
+        norm = torch.sqrt(sum((g * g).sum() for g in grads))
+        coef = clip / (norm + 1e-6)
+        return [g * coef for g in grads] if coef < 1 else list(grads)
+
+    params = list(model.net.parameters())
+    loss, _ = model.loss(train)
+    grads = clipped(torch.autograd.grad(loss, params))
+    moved = [p.detach() - eta * (g + wd * p.detach()) for p, g in zip(params, grads)]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state.update({f"net.{n}": m for (n, _), m in zip(model.net.named_parameters(), moved)})
+    unrolled = copy.deepcopy(model)
+    unrolled.load_state_dict(state)             # encoder.weight, then the stale decoder.weight into the same tensor
+    loss, _ = unrolled.loss(val)
+    alphas = unrolled.arch_parameters()
+    direct = torch.autograd.grad(loss, alphas, retain_graph=True)
+    uparams = list(unrolled.net.parameters())
+    dtheta = clipped(torch.autograd.grad(loss, uparams))
+    vector = [d + wd * p.detach() for d, p in zip(dtheta, uparams)]
+    R = r / torch.sqrt(sum((v * v).sum() for v in vector))
+    with torch.no_grad():
+        for p, v in zip(uparams, vector):
+            p.add_(R * v)
+    grads_p = torch.autograd.grad(unrolled.loss(train)[0], alphas)
+    with torch.no_grad():
+        for p, v in zip(uparams, vector):
+            p.sub_(2 * R * v)
+    grads_n = torch.autograd.grad(unrolled.loss(train)[0], alphas)
+    return [d - eta * (a - b) / (2 * R + 1e-10) for d, a, b in zip(direct, grads_p, grads_n)]
+
+
+@pytest.mark.parametrize("clip", [0.05, 100.0])
+def test_the_authors_hypergradient_equals_their_computation_redone(clip):
+    from darts_nas.strategies.bilevel import authors_architecture_gradient, tied_weight_names
+
+    model, train, val = _tiny_model()
+    assert tied_weight_names(model) == {"net.encoder.weight"}
+    eta, wd = 0.7, 1e-2
+    ours, _ = authors_architecture_gradient(model, train, val, eta=eta, weight_decay=wd, clip=clip)
+    theirs = _authors_way(model, train, val, eta, wd, clip)
+    torch.testing.assert_close(ours[0], theirs[0], rtol=1e-7, atol=1e-10)
+    # and it is not the derivative of the unrolled objective (the default)
+    exact = architecture_gradient(model, train, val, order=2, eta=eta, weight_decay=wd, hvp="exact",
+                                  virtual_clip=clip)
+    assert (ours[0] - exact[0]).norm() > 0.05 * exact[0].norm()
+
+
+def test_the_authors_hypergradient_is_a_checked_option(tmp_path, corpus_dir):
+    from darts_nas.config import SearchConfig
+
+    with pytest.raises(DartsNasError, match="--hypergradient authors is the DARTS authors' recurrent second order"):
+        SearchConfig(space="darts-rnn", dataset="ptb", order=1, hypergradient="authors").validate()
+    config = preset_config(
+        "darts-ptb-2nd-authors", data=str(corpus_dir), units=8, nodes=3, batch_size=4, bptt=8, max_seq_len_delta=4,
+        epochs=1, progress=False, device="cpu", limit=600, log_every=5)
+    run = start_search(config, tmp_path / "a", echo=quiet)
+    assert "authors' recurrent hypergradient" in run.strategy.describe()
+    run.run()
+    assert (tmp_path / "a" / "genotype.json").is_file()

@@ -147,6 +147,9 @@ class SearchConfig(Settings, LanguageModelSettings):
                   HVP_METHODS)
     fd_r: float = _f(0.01, "finite-difference step r0 (r = r0 / ||v||)")
     neumann_terms: int = _f(2, "implicit: terms K of the Neumann series of the inverse Hessian")
+    hypergradient: str = _f("exact", "second order: exact (the derivative of the unrolled objective) or authors (the "
+                            "DARTS authors' recurrent computation: stale tied embedding in w', clipped v plus weight "
+                            "decay, finite difference at w'; see the README)", ("exact", "authors"))
     estimator: str = _f("relaxed", "the alphas' gradient (first-order bilevel, single-level): relaxed (differentiate "
                         "the relaxation's sample), reinforce (score function, moving baseline) or unas (score "
                         "function with the relaxed loss as control variate and REBAR's correction; UNAS); the "
@@ -490,6 +493,12 @@ PRESETS: dict[str, Preset] = {
     "darts-ptb-2nd": Preset(
         "the same, second order (the paper's cell), the virtual step clipped at 0.25",
         dict(_PTB, order=2)),
+    # The published recurrent cell was found with the authors' code, whose hypergradient departs from the exact
+    # one (strategies.bilevel.authors_architecture_gradient): this preset computes theirs.
+    "darts-ptb-2nd-authors": Preset(
+        "the same with the DARTS authors' recurrent hypergradient (their code's computation, as the published "
+        "cell was searched)",
+        dict(_PTB, order=2, hypergradient="authors")),
     # UNAS (arXiv:1912.07651) in its DARTS-style space, CIFAR-10, the authors' settings (darts-facts section 10, from
     # their code): UNAS estimator on Gumbel samples at tau 0.4, generalization-gap objective (0.5), pair penalty 0.2;
     # weights Adam 3e-4 cosine to 1e-4, wd 3e-4; alphas Adam 1e-3 cosine to 3e-4, wd 1e-6; 15 warm-up + 85 search

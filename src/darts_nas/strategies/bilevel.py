@@ -142,6 +142,55 @@ def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=
     return (grads, out.detach()) if with_output else grads
 
 
+HYPERGRADIENTS = ("exact", "authors")
+
+
+def tied_weight_names(model) -> set[str]:
+    """Names (as in ``named_weight_parameters``) of the weights that more than one module holds (the recurrent
+    language model's embedding, which is also its decoder's weight)."""
+    seen: dict[int, list[str]] = {}
+    for name, p in model.net.named_parameters(remove_duplicate=False):
+        seen.setdefault(id(p), []).append(f"net.{name}")
+    return {names[0] for names in seen.values() if len(names) > 1}
+
+
+def authors_architecture_gradient(model, train_batch, val_batch, *, eta, weight_decay: float, clip: float,
+                                  r: float = 0.01):
+    """(gradient per alpha tensor, validation output): the second-order architecture gradient as the DARTS
+    authors' recurrent search computes it (quark0/darts, rnn/architect.py at 8876e79; DARTS, arXiv:1806.09055),
+    which departs from the derivative of the unrolled objective (:func:`architecture_gradient`):
+
+    1. the unrolled weights w' = w - eta (k g + weight_decay w), k = min(1, clip / (||g|| + 1e-6)), keep the old
+       value of a tied weight: the authors load the moved weights into a copy of the state dict, whose decoder
+       entry still holds the old embedding and is loaded after it;
+    2. v is the validation gradient at w' clipped the same way, plus weight_decay * w';
+    3. the Hessian-vector product is the central difference of the training loss' alpha gradient at w' +- R v
+       (not at w), R = r / ||v||, divided by 2R + 1e-10, and it is subtracted as eta * Hv (no factor k).
+    """
+    alphas = model.arch_parameters()
+    names, weights = zip(*model.named_weight_parameters().items())
+    stale = tied_weight_names(model)
+    train_loss, _ = model.loss(train_batch)
+    g = average(torch.autograd.grad(train_loss, weights))
+    k = clip_factor(g, clip)
+    unrolled = {n: (w.detach() if n in stale else w.detach() - eta * (k * gi + weight_decay * w.detach()))
+                for n, w, gi in zip(names, weights, g)}
+    unrolled = {n: u.clone().requires_grad_() for n, u in unrolled.items()}
+    val_loss, out = model.loss(val_batch, unrolled)
+    grads = average(torch.autograd.grad(val_loss, list(alphas) + list(unrolled.values())))
+    direct, dw = grads[: len(alphas)], grads[len(alphas):]
+    kv = clip_factor(dw, clip)
+    v = [kv * d + weight_decay * u.detach() for d, u in zip(dw, unrolled.values())]
+    R = r / _global_norm(v)
+    sides = []
+    for sign in (1.0, -1.0):
+        moved = {n: u.detach() + sign * R * vi for (n, u), vi in zip(unrolled.items(), v)}
+        loss, _ = model.loss(train_batch, moved)
+        sides.append(average(torch.autograd.grad(loss, alphas)))
+    hv = [(p - m) / (2 * R + 1e-10) for p, m in zip(*sides)]
+    return [d - eta * h for d, h in zip(direct, hv)], out.detach()
+
+
 def weight_step(model, train_batch, w_optimizer, grad_clip: float | None, grads=None):
     """The weights' step of every strategy, and the one place their gradients pass: the gradient of the model's
     training objective (its loss plus any activation regularizer), clipped, one optimizer step. Weights the
@@ -211,6 +260,7 @@ class Bilevel(AlternatingStep):
     virtual_clip: float = 0.0
     estimator: str = "relaxed"
     gen_gap: float = 0.0
+    hypergradient: str = "exact"
 
     name = "bilevel"
 
@@ -225,7 +275,8 @@ class Bilevel(AlternatingStep):
     @classmethod
     def from_config(cls, config, regularizer=None) -> "Bilevel":
         return cls(order=config.order, hvp=config.hvp, r=config.fd_r, regularizer=regularizer,
-                   virtual_clip=config.virtual_step_clip, estimator=config.estimator, gen_gap=config.gen_gap)
+                   virtual_clip=config.virtual_step_clip, estimator=config.estimator, gen_gap=config.gen_gap,
+                   hypergradient=config.hypergradient)
 
     @staticmethod
     def config_problems(config, relaxation) -> list[str]:
@@ -237,11 +288,19 @@ class Bilevel(AlternatingStep):
                             "single-level")
         if config.order == 2 and (config.estimator != "relaxed" or config.gen_gap):
             problems.append("--estimator and --gen-gap apply to first-order bilevel and single-level")
+        if config.hypergradient not in HYPERGRADIENTS:
+            problems.append(f"--hypergradient must be one of {', '.join(HYPERGRADIENTS)}")
+        elif config.hypergradient == "authors" and (config.order != 2 or not config.virtual_step_clip or
+                                                    config.momentum):
+            problems.append("--hypergradient authors is the DARTS authors' recurrent second order: it needs --order 2, "
+                            "--virtual-step-clip (their clip) and SGD without momentum")
         return problems
 
     def describe(self) -> str:
         extra = (f", {self.estimator} estimator" if self.estimator != "relaxed" else "") + \
             (f", generalization gap {self.gen_gap:g}" if self.gen_gap else "")
+        if self.order == 2 and self.hypergradient == "authors":
+            return "bilevel order 2 (the DARTS authors' recurrent hypergradient)" + extra
         return f"bilevel order {self.order}" + (f" ({self.hvp})" if self.order == 2 else "") + extra
 
     def state_dict(self) -> dict:
@@ -255,6 +314,9 @@ class Bilevel(AlternatingStep):
             return self.alpha_grad(model, train_batch, val_batch)
         momentum, weight_decay, buffers = (sgd_state(w_optimizer, model.weight_parameters()) if self.order == 2
                                            else (0.0, 0.0, None))
+        if self.order == 2 and self.hypergradient == "authors":
+            return authors_architecture_gradient(model, train_batch, val_batch, eta=lr, weight_decay=weight_decay,
+                                                 clip=self.virtual_clip, r=self.r)
         return architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
                                      weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r,
                                      virtual_clip=self.virtual_clip or None, with_output=True)
