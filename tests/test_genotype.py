@@ -222,7 +222,8 @@ def test_derive_matches_brute_force_with_many_ties(seed):
 # ------------------------------------------------------------------------------------------------------------
 def test_published_names():
     assert set(PUBLISHED) == {"DARTS_V1", "DARTS_V2", "DARTS", "NASNet", "AmoebaNet", "PC_DARTS", "PDARTS",
-                              "UNAS_CIFAR10", "UNAS_CIFAR100", "UNAS_IMAGENET"}
+                              "UNAS_CIFAR10", "UNAS_CIFAR100", "UNAS_IMAGENET", "SHARP_DARTS", "SHARPSEPCONV_DARTS",
+                              "SHARPSEPCONV_DARTS_MAX_W", "SHARP_DARTS_MAX_W", "SHARPER_SCALAR", "SHARPER_MAX_W"}
     assert PUBLISHED["DARTS"] == PUBLISHED["DARTS_V2"]
 
 

@@ -510,3 +510,10 @@ def test_the_authors_hypergradient_is_a_checked_option(tmp_path, corpus_dir):
     assert "authors' recurrent hypergradient" in run.strategy.describe()
     run.run()
     assert (tmp_path / "a" / "genotype.json").is_file()
+    # bench hypergradient compares the two at the run's checkpoint, one row per window
+    assert main(["bench", "hypergradient", "--run", str(tmp_path / "a"), "--batches", "2",
+                 "--json", str(tmp_path / "hg.json")]) == 0
+    rows = json.loads((tmp_path / "hg.json").read_text())
+    assert [r["batch"] for r in rows] == [0, 1] and rows[0]["epoch"] == 1
+    assert all(-1 <= r["cosine"] <= 1 and r["exact_norm"] > 0 and r["authors_norm"] > 0 for r in rows)
+    assert main(["bench", "hypergradient"]) == 2  # no run: one line, exit 2

@@ -15,6 +15,7 @@
     darts-nas train --preset darts-ptb-eval --data ../data/ptb  its language model (valid/test perplexity)
     darts-nas bench rnn-search|lm-train --device cpu           time the recurrent search / LM training step
     darts-nas bench signals --preset darts-cifar10             the share of a search its collapse signal adds
+    darts-nas bench hypergradient --run RUN_DIR                a recurrent search's exact vs authors' hypergradient
     darts-nas search --config runs/.../config.json --seed 3    repeat a run (flags still override)
     torchrun --nproc_per_node 4 -m darts_nas search ...         the same search on 4 GPUs (or CPU processes)
     darts-nas bench search|train --nproc 2                     per-step time and scaling over 2 processes
@@ -331,6 +332,9 @@ def _cmd_derive(args) -> int:
     else:
         print(f"# epoch {state['epoch']}/{state['config']['epochs']} of {args.run}")
         print(genotype.to_text())
+        extra = model.derivation_text()
+        if extra:
+            print(extra)
     if args.alphas:
         print(model.alpha_table())
     return 0
@@ -398,7 +402,15 @@ def _cmd_bench(args) -> int:
         raise DartsNasError("--nproc N (N >= 1) times the search or train step over N ranks")
     if args.nproc > 1 and args.cuda_graphs:
         raise DartsNasError("--cuda-graphs is not supported in a distributed run yet; drop it with --nproc")
-    if args.what == "estimators":
+    if args.what == "hypergradient":
+        from .bench import bench_hypergradient, format_hypergradient_table
+
+        if not args.run:
+            raise DartsNasError("bench hypergradient compares the two recurrent hypergradients at a search's "
+                                "checkpoint: give --run RUN_DIR (a darts-rnn search) and, if it moved, --data")
+        results = bench_hypergradient(args.run, args.data or "", args.batches)
+        table = format_hypergradient_table(results)
+    elif args.what == "estimators":
         from .bench import bench_estimators, format_estimators_table
 
         results = bench_estimators(samples=args.samples)
@@ -598,11 +610,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_presets)
 
     p = sub.add_parser("bench", help="benchmarks (median s/step, images/s, peak memory)")
-    p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train", "signals", "estimators"],
+    p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train", "signals", "estimators",
+                                    "hypergradient"],
                    help="search: the search step; train: the evaluation network's training step; rnn-search: the "
                    "recurrent search step; lm-train: the language model's training step; signals: the share of a "
                    "preset's search that its Hessian collapse signal adds; estimators: bias and variance of the "
-                   "architecture-gradient estimators (REINFORCE, UNAS, relaxed) against an enumerated gradient")
+                   "architecture-gradient estimators (REINFORCE, UNAS, relaxed) against an enumerated gradient; hypergradient: "
+                   "the recurrent second-order gradient exact vs the DARTS authors' way at a search's checkpoint")
+    p.add_argument("--run", metavar="RUN_DIR", help="hypergradient: a darts-rnn search run (its checkpoint)")
+    p.add_argument("--data", metavar="DIR", help="hypergradient: the corpus directory, if not the run's")
+    p.add_argument("--batches", type=int, default=5, help="hypergradient: windows compared")
     p.add_argument("--samples", type=int, default=20000, help="estimators: samples per estimate")
     p.add_argument("--preset", nargs="+", help="signals: the presets to time (default: the image presets)")
     p.add_argument("--units", type=int, help="rnn-search / lm-train: hidden size (default 300 / 850)")

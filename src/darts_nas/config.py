@@ -18,7 +18,7 @@ from .errors import DartsNasError
 from .precision import PRECISIONS
 from .relaxation import RELAXATIONS, get_relaxation
 from .spaces import SPACES, get_space
-from .strategies import DISCRETIZATIONS, HVP_METHODS, STRATEGIES, get_strategy
+from .strategies import ARCH_SCHEDULES, DISCRETIZATIONS, AlternatingStep, HVP_METHODS, STRATEGIES, get_strategy
 
 
 def _f(default, help: str, choices=None, space_setting: bool = False):
@@ -124,7 +124,9 @@ class SearchConfig(Settings, LanguageModelSettings):
     lr_min: float = _f(0.001, "weight learning rate at the end")
     lr_schedule: str = _f("cosine", "cosine, cosine-power (sharpDARTS' Cosine Power Annealing), or constant",
                           ("cosine", "cosine-power", "constant"))
-    lr_power: float = _f(10.0, "the power p of --lr-schedule cosine-power (p -> 1 is cosine)")
+    lr_power: float = _f(2.0, "the exponent of --lr-schedule cosine-power (sharpDARTS' scripts: 2; 1 is cosine)")
+    lr_warmup_epochs: int = _f(0, "--lr-schedule cosine-power: first epochs ramping linearly up to --lr "
+                               "(sharpDARTS' scripts: 5)")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "SGD weight decay")
     grad_clip: float = _f(5.0, "gradient-norm clip of the weights (0: off)")
@@ -163,9 +165,20 @@ class SearchConfig(Settings, LanguageModelSettings):
     max_w: bool = _f(False, "sharpDARTS Max-W: weight each op by w + 1 - max(w) of its edge")
     resource_weight: float = _f(0.0, "SNAS resource penalty: weight of the expected parameter count (millions)",
                                 space_setting=True)
-    discretization: str = _f("none", "penalty toward a discrete cell: binary (sum p(1-p)) or admm",
+    discretization: str = _f("none", "penalty toward a discrete cell: binary (sum p(1-p)), admm, proximity "
+                             "(DARTS-PRIME: ramped distance to the derived cell) or admm-prime (DARTS-PRIME's ADMM)",
                              DISCRETIZATIONS)
-    discretization_weight: float = _f(0.0, "weight of --discretization (the ADMM penalty rho)")
+    discretization_weight: float = _f(0.0, "weight of --discretization (the ADMM / proximity rho; DARTS-PRIME: 0.1)")
+    admm_every: int = _f(10, "--discretization admm-prime: alpha steps between the z, u updates (the authors' code "
+                         "updates every 9 with its flag at 10)")
+    arch_schedule: str = _f("every", "when the alphas step: every weight step, fixed (every --schedule-freq "
+                            "steps) or fisher (DARTS-PRIME: when the smoothed Fisher information of the weights falls "
+                            "under an adaptive threshold)", ARCH_SCHEDULES)
+    schedule_freq: float = _f(10.0, "--arch-schedule fixed/fisher: weight steps per alpha step (DARTS-PRIME: 10)")
+    fisher_ewma: float = _f(0.2, "--arch-schedule fisher: smoothing weight of the newest Fisher information")
+    fisher_threshold: float = _f(1.0, "--arch-schedule fisher: the threshold's start")
+    threshold_factor: float = _f(1.05, "--arch-schedule fisher: the threshold grows by this per weight step without "
+                                 "an alpha step and shrinks by its --schedule-freq power after one")
     # collapse signals
     latency_table: str = _f("", "a latency table of this supernet (darts-nas latency-table): record the derived "
                             "cell's measured and estimated latency each epoch, and with --latency-weight penalize it")
@@ -214,8 +227,7 @@ class SearchConfig(Settings, LanguageModelSettings):
         problems = self.generic_problems()
         if self.tau_max < self.tau_min:
             problems.append("--tau-max must be at least --tau-min")
-        if self.lr_power < 1:
-            problems.append("--lr-power must be at least 1")
+        problems += power_schedule_problems(self)
         if min(self.resource_weight, self.discretization_weight, self.hessian_every, self.stop_eigenvalue,
                self.stop_param_free) < 0:
             problems.append("penalty weights, --hessian-every and the stop thresholds cannot be negative")
@@ -244,6 +256,24 @@ class SearchConfig(Settings, LanguageModelSettings):
             problems.append("latency tables measure image spaces")
         if self.virtual_step_clip < 0:
             problems.append("--virtual-step-clip cannot be negative")
+        if self.arch_schedule != "every":
+            if self.strategy in STRATEGIES and not issubclass(get_strategy(self.strategy), AlternatingStep):
+                problems.append(f"--arch-schedule {self.arch_schedule} times the alpha steps of a bilevel search; "
+                                f"the {self.strategy} strategy steps both on one batch")
+            if self.cuda_graphs:
+                problems.append("--arch-schedule decides each step on the host: no --cuda-graphs")
+            if space is not None and space.data_kind != "images":
+                problems.append("--arch-schedule applies to image searches")
+        if self.schedule_freq < 1 or not 0 < self.fisher_ewma <= 1 or self.fisher_threshold <= 0 or \
+                self.threshold_factor < 1 or self.admm_every < 1:
+            problems.append("--schedule-freq must be at least 1, --fisher-ewma in (0, 1], --fisher-threshold "
+                            "positive, --threshold-factor at least 1 and --admm-every at least 1")
+        if self.discretization in ("proximity", "admm-prime") and self.cuda_graphs:
+            problems.append(f"--discretization {self.discretization} derives the current cell on the host each alpha "
+                            "step: no --cuda-graphs")
+        if self.discretization == "proximity" and space is not None and space.data_kind != "images":
+            problems.append("--discretization proximity (ramped over the image search's steps) applies to image "
+                            "searches")
         if self.weight_optimizer == "adam" and (self.cuda_graphs or self.strategy == "implicit" or
                                                 self.strategy == "bilevel" and self.order == 2):
             problems.append("--weight-optimizer adam goes with first-order bilevel or single-level searches without "
@@ -273,6 +303,18 @@ class SearchConfig(Settings, LanguageModelSettings):
         return problems
 
 
+def power_schedule_problems(config) -> list[str]:
+    """The checks of Cosine Power Annealing's settings, for searches and trainings alike."""
+    problems = []
+    if config.lr_power < 1:
+        problems.append("--lr-power must be at least 1")
+    if config.lr_warmup_epochs < 0 or config.lr_warmup_epochs and config.lr_warmup_epochs >= config.epochs - 1:
+        problems.append("--lr-warmup-epochs must be 0 or fewer than --epochs - 1")
+    if config.lr_warmup_epochs and config.lr_schedule != "cosine-power":
+        problems.append("--lr-warmup-epochs belongs to --lr-schedule cosine-power")
+    return problems
+
+
 @dataclass
 class TrainConfig(Settings, LanguageModelSettings):
     """Training an evaluation network from scratch (DARTS, arXiv:1806.09055, section 3.3 and appendix A.2); defaults are the CIFAR-10 recipe."""
@@ -280,8 +322,9 @@ class TrainConfig(Settings, LanguageModelSettings):
     # architecture
     genotype: str = _f("DARTS_V2", "the cell: a published name, a search run directory, a genotype file or "
                        "Genotype(...) text (a recurrent one for a language model)")
-    network: str = _f("auto", "evaluation network (auto: proxyless for a ProxylessArch, rnn for a text corpus, "
-                      "imagenet for --dataset imagenet, else cifar)", ("auto", "cifar", "imagenet", "rnn", "proxyless"))
+    network: str = _f("auto", "evaluation network (auto: proxyless for a ProxylessArch, hyperpath for a HyperPath, "
+                      "rnn for a text corpus, imagenet for --dataset imagenet, else cifar)",
+                      ("auto", "cifar", "imagenet", "rnn", "proxyless", "hyperpath"))
     channels: int = _f(36, "initial channels C")
     layers: int = _f(20, "cells in the network")
     auxiliary: bool = _f(True, "auxiliary head after cell 2*layers//3")
@@ -313,9 +356,12 @@ class TrainConfig(Settings, LanguageModelSettings):
                          "--scale-lr)")
     lr: float = _f(0.025, "learning rate at epoch 0")
     lr_schedule: str = _f("cosine", "cosine: to --lr-min over the run; exponential: x --lr-decay each epoch; "
-                          "constant (language models, until averaged SGD takes over)",
-                          ("cosine", "exponential", "constant"))
+                          "constant (language models, until averaged SGD takes over); cosine-power (sharpDARTS' "
+                          "Cosine Power Annealing to --lr-min)", ("cosine", "exponential", "constant", "cosine-power"))
     lr_min: float = _f(0.0, "final learning rate of the cosine schedule")
+    lr_power: float = _f(2.0, "the exponent of --lr-schedule cosine-power (sharpDARTS' scripts: 2; 1 is cosine)")
+    lr_warmup_epochs: int = _f(0, "--lr-schedule cosine-power: first epochs ramping linearly up to --lr "
+                               "(sharpDARTS' scripts: 5)")
     lr_decay: float = _f(0.97, "per-epoch factor of the exponential schedule")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "SGD weight decay")
@@ -350,6 +396,7 @@ class TrainConfig(Settings, LanguageModelSettings):
         problems = self.generic_problems()
         if self.lr <= 0 or self.lr_min < 0 or not 0 < self.lr_decay <= 1:
             problems.append("--lr must be positive, --lr-min non-negative and --lr-decay in (0, 1]")
+        problems += power_schedule_problems(self)
         if not 0.0 <= self.drop_path_prob < 1.0:
             problems.append("--drop-path-prob must be in [0, 1)")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -424,6 +471,10 @@ class Preset(NamedTuple):
     values: dict
 
 
+_SHARP = dict(dataset="cifar10", epochs=120, lr=0.025, lr_min=1e-4, lr_schedule="cosine-power", lr_power=2.0,
+              lr_warmup_epochs=5, max_w=True, cutout=16)
+_PRIME = dict(dataset="cifar10", space="darts-prime", relaxation="clamp", discretization_weight=0.1,
+              arch_schedule="fisher", schedule_freq=10.0, train_portion=10 / 11, epochs=50)
 _NB201 = dict(dataset="cifar10", space="nb201", channels=16, cells_per_stage=5, epochs=50, batch_size=64, lr=0.025,
               lr_min=0.001, weight_decay=5e-4, arch_lr=3e-4, arch_weight_decay=1e-3)
 
@@ -482,9 +533,34 @@ PRESETS: dict[str, Preset] = {
         "sigmoid op weights with an ADMM discretization penalty in the NAS-Bench-201 space",
         dict(_NB201, relaxation="sigmoid", discretization="admm", discretization_weight=0.1)),
     # sharpDARTS' schedule and regularization on the DARTS CNN space: Cosine Power Annealing (p = 10) and Max-W.
+    # sharpDARTS (arXiv:1903.09900), the authors' code and commands (ahundt/sharpDARTS @6f593d4): train_search.py's
+    # defaults (8 cells, C=16, SGD 0.025 to 1e-4, momentum 0.9, wd 3e-4, clip 5, train portion 0.5, alphas Adam 3e-4
+    # (0.5, 0.999) wd 1e-3), Cosine Power Annealing with the scripts' exponent 2 and 5 warm-up epochs, and the README
+    # / genotypes.py search commands: 120 epochs, cutout 16, Max-W; batch 24 (SHARP_DARTS_MAX_W's run), 16
+    # (SHARPER_MAX_W's) and 48 (the README's DARTS_PRIMITIVES command). Their AutoAugment is not offered here.
     "sharpdarts-cifar10": Preset(
-        "DARTS CNN space with Cosine Power Annealing (p=10) and Max-W",
-        dict(dataset="cifar10", lr_schedule="cosine-power", lr_power=10.0, max_w=True)),
+        "sharpDARTS' 9-op space, Max-W, Cosine Power Annealing (exponent 2, 5 warm-up epochs) 0.025 to 1e-4, "
+        "120 epochs, batch 24, cutout",
+        dict(_SHARP, space="sharp-darts", batch_size=24)),
+    "sharper-cifar10": Preset(
+        "sharpDARTS' 12-op 'sharper' space, the same settings with batch 16 (the run that found SHARPER_MAX_W)",
+        dict(_SHARP, space="sharper", batch_size=16)),
+    "sharpsepconv-cifar10": Preset(
+        "DARTS' op names as SharpSepConvs (the README's DARTS_PRIMITIVES search), the same settings, batch 48",
+        dict(_SHARP, space="sharpsepconv", batch_size=48)),
+    # DARTS-PRIME (arXiv:2106.11655), its authors' code (k8lion/DARTS-PRIME @4953e40) and README command (--reg prox
+    # --schedfreq 10 --dyno_split --dyno_schedule): DARTS' search settings, first order, the proximity regularizer
+    # (rho 0.1), the Fisher-information schedule (ewma 0.2, threshold 1, factor 1.05, freq 10) and the split
+    # 1 - 1/(1 + 10). The activation is the clamp (their --crb, the paper's independent activation) in the 7-op space
+    # with a BatchNorm on each node; the README's command leaves --crb out, so as typed it runs softmax.
+    "darts-prime-cifar10": Preset(
+        "DARTS-PRIME: clamped op weights with pruning, proximity regularizer (rho 0.1), Fisher-information "
+        "schedule (about 1 alpha step per 10), split 10/11",
+        dict(_PRIME, discretization="proximity")),
+    "darts-prime-admm-cifar10": Preset(
+        "DARTS-PRIME with the authors' ADMM instead of the proximity term (rho 0.1, z and u every 9 alpha steps, as "
+        "their code does with its flag at 10)",
+        dict(_PRIME, discretization="admm-prime", admm_every=9)),
     # DARTS recurrent search on Penn Treebank (arXiv:1806.09055, section 3.1.2 and appendix A.1.2): 8 nodes, 300 units, batch
     # 256, BPTT 35, SGD lr 20 without momentum, wd 5e-7, clip 0.25 (also inside the virtual step), alphas Adam 3e-3.
     "darts-ptb": Preset(
@@ -563,6 +639,15 @@ TRAIN_PRESETS: dict[str, Preset] = {
         dict(_LM_EVAL, dataset="wikitext-2", units=700, dropout_h=0.15, weight_decay=5e-7)),
     # UNAS' CIFAR-10 cell in DARTS' CIFAR network, with the authors' CIFAR-10 command (NVlabs/unas @cdd19b9:
     # batch 128, lr 0.05, drop-path 0.2; their 30 linear warm-up epochs of the lr are not offered here).
+    # sharpDARTS' evaluation (train.py defaults and README commands: 20 cells, C=36, batch 64, SGD 0.025 to 1e-8 by
+    # Cosine Power Annealing, exponent 2, 5 warm-up epochs, cutout 16, auxiliary 0.4, drop-path 0.2, 2000 epochs).
+    # Their AutoAugment is not offered here; the paper's figures with it are 1.98% (SHARPSEPCONV_DARTS) and 2.29%
+    # (SHARP_DARTS), without it 2.45% / 2.97%.
+    "sharpdarts-cifar10-eval": Preset(
+        "a sharpDARTS cell (default SHARPSEPCONV_DARTS) in DARTS' CIFAR-10 network: 20 cells, C=36, 2000 epochs, "
+        "batch 64, Cosine Power Annealing 0.025 to 1e-8, cutout, drop-path 0.2, auxiliary 0.4",
+        dict(dataset="cifar10", genotype="SHARPSEPCONV_DARTS", epochs=2000, batch_size=64, lr=0.025, lr_min=1e-8,
+             lr_schedule="cosine-power", lr_power=2.0, lr_warmup_epochs=5)),
     "unas-cifar10-eval": Preset(
         "UNAS_CIFAR10 in DARTS' CIFAR-10 network: 20 cells, C=36, 600 epochs, batch 128, lr 0.05, cutout, "
         "drop-path 0.2, auxiliary 0.4",

@@ -8,6 +8,11 @@ Every relaxation maps alphas ``[edges, ops]`` to op weights of the same shape, r
 - ``gumbel``: SNAS, a Gumbel-softmax sample softmax((alpha + g) / tau), g ~ Gumbel(0, 1), fresh at every forward.
 - ``hard-gumbel``: GDAS, the one-hot of the sample's argmax with the soft sample's gradient (straight-through);
   the search spaces then evaluate only the selected op of each edge.
+- ``clamp``: DARTS-PRIME's activation (constrained bilevel DARTS, arXiv:2106.11655; its authors' code calls it
+  CRB): each alpha clamped to [0, 1] on its own, no normalization within an edge. Alphas start at
+  1/|ops| + 1e-4 N(0, 1); an alpha at or below 0 after a step is set to 0 and its op pruned for good (a mask
+  kept with the model, so it survives resume). The authors pair it with a BatchNorm on each node's sum (the
+  ``darts-prime`` space).
 
 ``tau`` (a 0-dim tensor, annealed by the run loop) is read by the Gumbel relaxations only. :func:`max_w` is
 sharpDARTS' Max-W weighting, applicable after any relaxation.
@@ -53,10 +58,16 @@ def hard_gumbel(alpha: torch.Tensor, tau) -> torch.Tensor:
     return hard - soft.detach() + soft
 
 
+def clamp(alpha: torch.Tensor, tau=None) -> torch.Tensor:
+    """DARTS-PRIME: each op weighted by its alpha clamped to [0, 1] (no gradient outside that range)."""
+    return alpha.clamp(0.0, 1.0)
+
+
 def max_w(weights: torch.Tensor) -> torch.Tensor:
-    """sharpDARTS' Max-W weighting: w_k + 1 - max_j w_j per edge, the maximum taken without gradient. The
-    strongest op of every edge gets weight 1 and the others are weighted down by their distance from it."""
-    return weights + 1.0 - weights.max(dim=-1, keepdim=True).values.detach()
+    """sharpDARTS' Max-W weighting (arXiv:1903.09900; ahundt/sharpDARTS model_search.py @6f593d4): op k of a
+    row is weighted by 1 - max_j w_j + w_k. The strongest op gets weight 1, the others are weighted down by their
+    distance from it. As in the authors' code the maximum is not detached: its gradient flows too."""
+    return 1.0 - weights.max(dim=-1, keepdim=True).values + weights
 
 
 @dataclass(frozen=True)
@@ -65,12 +76,20 @@ class Relaxation:
     weights: Callable  # (alpha, tau) -> op weights used in the forward pass
     stochastic: bool = False  # draws noise at every forward
     hard: bool = False  # one op per edge: spaces evaluate only the selected op
-    independent: bool = False  # no competition within an edge (ranked by sigmoid, not softmax)
+    independent: bool = False  # no competition within an edge (ranked by its own weights, not softmax)
+    pruning: bool = False  # alphas at or below 0 after a step are zeroed and their ops masked for good
+    init: Callable | None = None  # (shape) -> the alphas' initial values, where the relaxation fixes them
 
     def probabilities(self, alpha: torch.Tensor) -> torch.Tensor:
-        """The deterministic weights that logs show and the derivation ranks: sigmoid(alpha) for an independent
-        relaxation, else softmax(alpha) (the distribution the Gumbel relaxations sample from)."""
-        return torch.sigmoid(alpha) if self.independent else torch.softmax(alpha, dim=-1)
+        """The deterministic weights that logs show and the derivation ranks: the relaxation itself for an
+        independent one (sigmoid, clamp), else softmax(alpha) (the distribution the Gumbel relaxations sample
+        from)."""
+        return self.weights(alpha, None) if self.independent else torch.softmax(alpha, dim=-1)
+
+
+def uniform_init(shape) -> torch.Tensor:
+    """DARTS-PRIME's start: 1/|ops| + 1e-4 N(0, 1), every op near the same weight."""
+    return 1.0 / shape[-1] + 1e-4 * torch.randn(shape)
 
 
 RELAXATIONS: dict[str, Relaxation] = {
@@ -78,6 +97,7 @@ RELAXATIONS: dict[str, Relaxation] = {
     "sigmoid": Relaxation("sigmoid", sigmoid, independent=True),
     "gumbel": Relaxation("gumbel", gumbel_softmax, stochastic=True),
     "hard-gumbel": Relaxation("hard-gumbel", hard_gumbel, stochastic=True, hard=True),
+    "clamp": Relaxation("clamp", clamp, independent=True, pruning=True, init=uniform_init),
 }
 
 

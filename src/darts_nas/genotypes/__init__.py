@@ -1,10 +1,12 @@
 """Discrete architectures (genotypes): one type per search space, one code-free text parser, the published cells,
 and one loader for names, files, run directories and pasted text.
 
-- :class:`Genotype` (:mod:`.cnn`): the DARTS CNN cell pair, ``Genotype(normal=..., reduce=...)``;
+- :class:`Genotype` (:mod:`.cnn`): the DARTS CNN cell pair, ``Genotype(normal=..., reduce=...)``, and its
+  sharpDARTS form :class:`SharpGenotype` (the same cells over sharpDARTS' ops);
 - :class:`RecurrentGenotype` (:mod:`.rnn`): the DARTS recurrent cell, ``Genotype(recurrent=..., concat=...)``;
 - :class:`NB201Arch` (:mod:`.nb201`): a NAS-Bench-201 cell, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``;
-- :class:`ProxylessArch` (:mod:`.mobile`): the 21 layer ops of the ProxylessNAS / MobileNetV2 space.
+- :class:`ProxylessArch` (:mod:`.mobile`): the 21 layer ops of the ProxylessNAS / MobileNetV2 space;
+- :class:`HyperPath` (:mod:`.hyper`): the path sharpDARTS' HyperCuboid grid search extracts.
 
 Each type names its ``space``, reads and writes its text and JSON forms (``to_text``/``from_text``,
 ``to_dict``/``from_dict``) and loads a spec (``Type.load(spec)``). A new space's genotype type is one more module
@@ -19,8 +21,9 @@ from pathlib import Path
 from ..errors import DartsNasError, registry_lookup
 from ..fileio import atomic_write_text
 from .cnn import (CNN_OPS, DARTS, DARTS_V1, DARTS_V2, PARAMETER_FREE, PC_DARTS, PDARTS, PRIMITIVES, PUBLISHED,
-                  AmoebaNet, Genotype, NASNet, derive_cell, derive_genotype, get_genotype, load_cnn_genotype,
-                  parse_genotype)
+                  AmoebaNet, Genotype, NASNet, SharpGenotype, derive_cell, derive_genotype, get_genotype,
+                  load_cnn_genotype, parse_genotype)
+from .hyper import HYPER_OPS, HyperPath, load_hyper_path
 from .mobile import MOBILE_PRIMITIVES, MOBILE_PUBLISHED, ProxylessArch, load_proxyless_arch
 from .nb201 import NB201_EDGES, NB201_PRIMITIVES, NB201Arch, load_nb201_arch
 from .rnn import (RECURRENT_PUBLISHED, RNN_OPS, RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent,
@@ -29,7 +32,8 @@ from .text import existing_path, literal_fields, spec_string
 
 # The genotype type of each space, by the "space" key of the JSON form (a CNN genotype's JSON has none).
 GENOTYPE_TYPES: dict[str, type] = {"darts-cnn": Genotype, "darts-rnn": RecurrentGenotype, "nb201": NB201Arch,
-                                   "proxyless": ProxylessArch}
+                                   "proxyless": ProxylessArch, "sharp-darts": SharpGenotype,
+                                   "hypercuboid": HyperPath}
 
 
 def genotype_type(space: str) -> type:
@@ -67,6 +71,8 @@ def _kind_of(s: str) -> type:
         return RecurrentGenotype
     if "ProxylessArch" in s:
         return ProxylessArch
+    if "HyperPath" in s:
+        return HyperPath
     if s.startswith("|") and "~" in s:
         return NB201Arch
     return Genotype
@@ -102,8 +108,8 @@ def save_genotype(genotype, directory) -> None:
 
 __all__ = ["AmoebaNet", "CNN_OPS", "DARTS", "DARTS_V1", "DARTS_V2", "GENOTYPE_TYPES", "Genotype", "NASNet",
            "NB201Arch", "NB201_EDGES", "NB201_PRIMITIVES", "PARAMETER_FREE", "PC_DARTS", "PDARTS", "PRIMITIVES",
-           "PUBLISHED", "RECURRENT_PUBLISHED", "RNN_OPS", "RNN_PRIMITIVES", "RecurrentGenotype", "derive_cell",
+           "PUBLISHED", "RECURRENT_PUBLISHED", "RNN_OPS", "RNN_PRIMITIVES", "RecurrentGenotype", "SharpGenotype", "derive_cell",
            "derive_genotype", "derive_recurrent", "genotype_from_dict", "genotype_type", "get_genotype",
            "literal_fields", "load_cnn_genotype", "load_genotype", "load_nb201_arch", "load_recurrent_genotype",
            "parse_genotype", "save_genotype", "MOBILE_PRIMITIVES", "MOBILE_PUBLISHED", "ProxylessArch",
-           "load_proxyless_arch"]
+           "load_proxyless_arch", "HYPER_OPS", "HyperPath", "load_hyper_path"]

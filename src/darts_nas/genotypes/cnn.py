@@ -22,7 +22,8 @@ from .text import _is_int, _short, existing_path, literal_fields, read_text_file
 __all__ = [
     "PRIMITIVES", "CNN_OPS", "Genotype", "parse_genotype", "literal_fields", "derive_cell", "derive_genotype",
     "PUBLISHED", "get_genotype", "load_cnn_genotype", "PARAMETER_FREE",
-    "DARTS_V1", "DARTS_V2", "DARTS", "NASNet", "AmoebaNet", "PC_DARTS", "PDARTS",
+    "DARTS_V1", "DARTS_V2", "DARTS", "NASNet", "AmoebaNet", "PC_DARTS", "PDARTS", "SharpGenotype", "SHARP_DARTS",
+    "SHARPSEPCONV_DARTS", "SHARPER_MAX_W",
 ]
 
 # Column order of alpha in the search network; changing it silently changes every derived genotype.
@@ -41,7 +42,8 @@ _FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 # ----------------------------------------------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------------------------------------------
-def _normalize_cell(name: str, cell: Any) -> tuple[tuple[str, int], ...]:
+def _normalize_cell(name: str, cell: Any, allowed: Sequence[str] = CNN_OPS,
+                    hint: str = "") -> tuple[tuple[str, int], ...]:
     """Check one cell's edge list and return it as a tuple of (op, input) pairs.
 
     Errors name the field, the entry index and the rule broken, because genotypes are typed or pasted by hand.
@@ -63,9 +65,9 @@ def _normalize_cell(name: str, cell: Any) -> tuple[tuple[str, int], ...]:
             raise DartsNasError(f"{where}: op must be a string, got {_short(op)}")
         if op == "none":
             raise DartsNasError(f"{where}: 'none' (the zero op) is search-only and cannot appear in a genotype "
-                                f"(allowed: {', '.join(CNN_OPS)})")
-        if op not in CNN_OPS:
-            raise DartsNasError(f"{where}: unknown op {op!r} (known: {', '.join(CNN_OPS)})")
+                                f"(allowed: {', '.join(allowed)})")
+        if op not in allowed:
+            raise DartsNasError(f"{where}: unknown op {op!r} (known: {', '.join(allowed)}){hint}")
         if not _is_int(j):
             raise DartsNasError(f"{where}: input index must be an int (not bool), got {_short(j)}")
         j = int(j)
@@ -127,6 +129,9 @@ class Genotype:
 
     space = "darts-cnn"  # the search space whose cells this type describes (the "space" key of its JSON form)
     network = None       # no network of its own: the CIFAR or the ImageNet network, by the dataset
+    op_family = "darts"  # whose implementations the op names mean (darts_nas.nets.cell.OP_FAMILIES)
+    allowed_ops = CNN_OPS
+    op_hint = "; sharpDARTS' ops (flood, choke, ...) go in SharpGenotype(...)"
 
     @staticmethod
     def load(spec) -> "Genotype":
@@ -139,8 +144,8 @@ class Genotype:
     reduce_concat: tuple[int, ...]
 
     def __post_init__(self):
-        normal = _normalize_cell("normal", self.normal)
-        reduce = _normalize_cell("reduce", self.reduce)
+        normal = _normalize_cell("normal", self.normal, self.allowed_ops, self.op_hint)
+        reduce = _normalize_cell("reduce", self.reduce, self.allowed_ops, self.op_hint)
         object.__setattr__(self, "normal", normal)
         object.__setattr__(self, "reduce", reduce)
         object.__setattr__(self, "normal_concat", _normalize_concat("normal_concat", self.normal_concat,
@@ -165,15 +170,17 @@ class Genotype:
 
     def to_text(self) -> str:
         """The format papers publish, so a logged genotype can be pasted into other DARTS code bases."""
-        return (f"Genotype(normal={_cell_text(self.normal)}, normal_concat={_concat_text(self.normal_concat)}, "
+        return (f"{type(self).__name__}(normal={_cell_text(self.normal)}, normal_concat={_concat_text(self.normal_concat)}, "
                 f"reduce={_cell_text(self.reduce)}, reduce_concat={_concat_text(self.reduce_concat)})")
 
     def __str__(self) -> str:
         return self.to_text()
 
     def to_dict(self) -> dict:
-        """Plain lists and ints only, so ``json.dumps`` works and the file is diff-friendly."""
+        """Plain lists and ints only, so ``json.dumps`` works and the file is diff-friendly. A subclass's form
+        names its space (DARTS' own has no "space" key)."""
         return {
+            **({} if type(self) is Genotype else {"space": self.space}),
             "normal": [[op, j] for op, j in self.normal],
             "normal_concat": list(self.normal_concat),
             "reduce": [[op, j] for op, j in self.reduce],
@@ -186,13 +193,19 @@ class Genotype:
         if not isinstance(d, dict):
             raise DartsNasError(f"genotype dict: expected a JSON object with keys {', '.join(_FIELDS)}, "
                                 f"got {type(d).__name__}")
+        if cls is Genotype and d.get("space") == SharpGenotype.space:
+            cls = SharpGenotype  # the type the record names
+        if cls is not Genotype and d.get("space") == cls.space:
+            d = {k: v for k, v in d.items() if k != "space"}
         _check_field_names("genotype dict", d.keys())
         return cls(**{k: d[k] for k in _FIELDS})
 
     @classmethod
     def from_text(cls, text: str) -> "Genotype":
         """Parse the paper format (optionally ``NAME = Genotype(...)``) without executing anything."""
-        fields = literal_fields(text, "Genotype")
+        if cls is Genotype and isinstance(text, str) and "SharpGenotype" in text.split("(", 1)[0]:
+            cls = SharpGenotype  # the type the text names (sharpDARTS' ops)
+        fields = literal_fields(text, cls.__name__)
         _check_field_names("genotype text", fields.keys())
         return cls(**fields)
 
@@ -282,8 +295,9 @@ def derive_cell(weights, primitives: Sequence[str] = PRIMITIVES, steps: int = 4,
 
 
 def derive_genotype(weights_normal, weights_reduce, primitives: Sequence[str] = PRIMITIVES,
-                    steps: int = 4) -> Genotype:
-    """Both cells derived with :func:`derive_cell` (keep 2), concatenating every intermediate node as DARTS does."""
+                    steps: int = 4, kind: type | None = None) -> Genotype:
+    """Both cells derived with :func:`derive_cell` (keep 2), concatenating every intermediate node as DARTS does;
+    `kind` the cell-pair type (default :class:`Genotype`; :class:`SharpGenotype` for sharpDARTS' ops)."""
     cells = {}
     for name, weights in (("normal", weights_normal), ("reduce", weights_reduce)):
         try:
@@ -292,7 +306,7 @@ def derive_genotype(weights_normal, weights_reduce, primitives: Sequence[str] = 
             raise DartsNasError(f"{name} cell: {e}") from None
     normal, reduce = cells["normal"], cells["reduce"]
     concat = range(2, 2 + int(steps))
-    return Genotype(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=concat)
+    return (kind or Genotype)(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=concat)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -371,10 +385,75 @@ UNAS_IMAGENET = Genotype(
             ('sep_conv_5x5', 1), ('dil_conv_3x3', 0), ('dil_conv_3x3', 3), ('sep_conv_3x3', 1)],
     reduce_concat=range(2, 6))
 
+
+
+@dataclass(frozen=True)
+class SharpGenotype(Genotype):
+    """A cell pair of the sharpDARTS spaces (Hundt, Jain, Hager, arXiv:1903.09900): DARTS' format, but the op
+    names are sharpDARTS' (:mod:`darts_nas.sharp_ops`: sep/dil/flood/choke convolutions are SharpSepConvs, pools
+    ResizablePools), so it prints as ``SharpGenotype(normal=..., ...)`` and its JSON names the space."""
+
+    space = "sharp-darts"
+    op_family = "sharp"
+    allowed_ops = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7",
+                   "dil_conv_3x3", "dil_conv_5x5", "flood_conv_3x3", "flood_conv_5x5", "dil_flood_conv_3x3",
+                   "choke_conv_3x3", "dil_choke_conv_3x3")
+    op_hint = ""
+
+
+# sharpDARTS' published cells, read as data from the authors' genotypes.py (ahundt/sharpDARTS @6f593d4).
+# SHARP_DARTS: the sharpDARTS-space search (paper: 2.29% CIFAR-10 error with AutoAugment, 1.98M parameters);
+# SHARPSEPCONV_DARTS: DARTS' op set with every conv a SharpSepConv (1.98%, 3.6M); the others from the "sharper"
+# space with Max-W or plain (scalar) weighting, and sharpDARTS' space with Max-W.
+SHARP_DARTS = SharpGenotype(
+    normal=[("choke_conv_3x3", 0), ("choke_conv_3x3", 1), ("skip_connect", 0), ("choke_conv_3x3", 1),
+            ("skip_connect", 0), ("skip_connect", 1), ("skip_connect", 0), ("skip_connect", 1)],
+    normal_concat=range(2, 6),
+    reduce=[("max_pool_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 0), ("skip_connect", 2),
+            ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("flood_conv_3x3", 0)],
+    reduce_concat=range(2, 6))
+SHARPSEPCONV_DARTS = SharpGenotype(
+    normal=[("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 2),
+            ("skip_connect", 0), ("sep_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 1)],
+    normal_concat=range(2, 6),
+    reduce=[("max_pool_3x3", 0), ("skip_connect", 1), ("skip_connect", 2), ("avg_pool_3x3", 0),
+            ("skip_connect", 2), ("avg_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 3)],
+    reduce_concat=range(2, 6))
+SHARPSEPCONV_DARTS_MAX_W = SharpGenotype(  # the authors' file assigns this name twice; the later one is kept
+    normal=[("dil_conv_3x3", 0), ("dil_conv_5x5", 1), ("sep_conv_3x3", 2), ("dil_conv_5x5", 1),
+            ("avg_pool_3x3", 2), ("sep_conv_3x3", 0), ("avg_pool_3x3", 4), ("max_pool_3x3", 3)],
+    normal_concat=range(2, 6),
+    reduce=[("max_pool_3x3", 0), ("skip_connect", 1), ("sep_conv_5x5", 0), ("skip_connect", 2),
+            ("sep_conv_5x5", 0), ("dil_conv_5x5", 3), ("sep_conv_5x5", 4), ("skip_connect", 3)],
+    reduce_concat=range(2, 6))
+SHARP_DARTS_MAX_W = SharpGenotype(
+    normal=[("sep_conv_3x3", 0), ("choke_conv_3x3", 1), ("skip_connect", 0), ("dil_conv_3x3", 2),
+            ("dil_flood_conv_3x3", 3), ("flood_conv_3x3", 0), ("dil_flood_conv_3x3", 0), ("flood_conv_3x3", 3)],
+    normal_concat=range(2, 6),
+    reduce=[("max_pool_3x3", 0), ("skip_connect", 1), ("dil_choke_conv_3x3", 0), ("dil_flood_conv_3x3", 2),
+            ("dil_conv_3x3", 0), ("skip_connect", 3), ("flood_conv_3x3", 0), ("skip_connect", 3)],
+    reduce_concat=range(2, 6))
+SHARPER_SCALAR = SharpGenotype(
+    normal=[("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 1), ("skip_connect", 0),
+            ("dil_flood_conv_3x3", 3), ("flood_conv_3x3", 1), ("dil_flood_conv_3x3", 3), ("dil_conv_3x3", 4)],
+    normal_concat=range(2, 6),
+    reduce=[("max_pool_3x3", 0), ("skip_connect", 1), ("skip_connect", 1), ("avg_pool_3x3", 0),
+            ("avg_pool_3x3", 1), ("dil_flood_conv_3x3", 0), ("flood_conv_3x3", 3), ("skip_connect", 4)],
+    reduce_concat=range(2, 6))
+SHARPER_MAX_W = SharpGenotype(
+    normal=[("sep_conv_3x3", 0), ("dil_conv_5x5", 1), ("max_pool_3x3", 0), ("sep_conv_7x7", 2),
+            ("avg_pool_3x3", 3), ("flood_conv_3x3", 0), ("flood_conv_3x3", 1), ("skip_connect", 2)],
+    normal_concat=range(2, 6),
+    reduce=[("flood_conv_5x5", 0), ("dil_flood_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2),
+            ("sep_conv_3x3", 0), ("skip_connect", 2), ("dil_conv_5x5", 4), ("sep_conv_3x3", 0)],
+    reduce_concat=range(2, 6))
+
 PUBLISHED: dict[str, Genotype] = {
     "DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2, "DARTS": DARTS, "NASNet": NASNet, "AmoebaNet": AmoebaNet,
     "PC_DARTS": PC_DARTS, "PDARTS": PDARTS, "UNAS_CIFAR10": UNAS_CIFAR10, "UNAS_CIFAR100": UNAS_CIFAR100,
-    "UNAS_IMAGENET": UNAS_IMAGENET,
+    "UNAS_IMAGENET": UNAS_IMAGENET, "SHARP_DARTS": SHARP_DARTS, "SHARPSEPCONV_DARTS": SHARPSEPCONV_DARTS,
+    "SHARPSEPCONV_DARTS_MAX_W": SHARPSEPCONV_DARTS_MAX_W, "SHARP_DARTS_MAX_W": SHARP_DARTS_MAX_W,
+    "SHARPER_SCALAR": SHARPER_SCALAR, "SHARPER_MAX_W": SHARPER_MAX_W,
 }
 
 

@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 
 from ..errors import DartsNasError
-from ..genotypes import MOBILE_PUBLISHED, PUBLISHED, Genotype, ProxylessArch, genotype_from_dict, get_genotype, load_genotype
+from ..genotypes import (MOBILE_PUBLISHED, PUBLISHED, Genotype, HyperPath, ProxylessArch, genotype_from_dict,
+                         get_genotype, load_genotype)
 from .cell import AuxiliaryHead, EvalCell, EvalNetwork, drop_path
 from .cifar import NetworkCIFAR
 from .imagenet import NetworkImageNet
+from .hyperpath import HyperPathNetwork
 from .mobile import ProxylessNetwork
 
 # The papers' network for each dataset: class, and the default arguments.
@@ -23,21 +25,22 @@ DATASET_NETWORKS = {
     "cifar100": (NetworkCIFAR, dict(C=36, layers=20, num_classes=100)),
     "imagenet": (NetworkImageNet, dict(C=48, layers=14, num_classes=1000)),
 }
-NETWORK_KINDS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet, "proxyless": ProxylessNetwork}
+NETWORK_KINDS = {"cifar": NetworkCIFAR, "imagenet": NetworkImageNet, "proxyless": ProxylessNetwork,
+                 "hyperpath": HyperPathNetwork}
 # The genotype types an image network is built from; a type with a ``network`` attribute fixes its network kind,
 # the others (DARTS cells) train in the CIFAR or the ImageNet network by the dataset.
-IMAGE_GENOTYPES = (Genotype, ProxylessArch)
+IMAGE_GENOTYPES = (Genotype, ProxylessArch, HyperPath)
 
 __all__ = ["AuxiliaryHead", "DATASET_NETWORKS", "check_input_size", "model_dataset", "EvalCell", "EvalNetwork", "NetworkCIFAR", "NetworkImageNet",
            "build_network", "create_model", "network_for_spec", "drop_path", "list_models", "network_from_hparams",
-           "IMAGE_GENOTYPES", "ProxylessNetwork", "load_image_genotype", "network_kind_for"]
+           "HyperPathNetwork", "IMAGE_GENOTYPES", "ProxylessNetwork", "load_image_genotype", "network_kind_for"]
 
 
 def check_input_size(kind: str, size: int) -> None:
     """Refuse input sides the network cannot take: each reduction (FactorizedReduce) halves an even map, so the CIFAR
     network needs a multiple of 4, and the ImageNet one (whose stem already divides by 8) a multiple of 32. The
     proxyless network's strided convolutions take any side."""
-    multiple = {"imagenet": 32, "proxyless": 1}.get(kind, 4)
+    multiple = {"imagenet": 32, "proxyless": 1, "hyperpath": 1}.get(kind, 4)
     if not isinstance(size, int) or size < multiple or size % multiple:
         raise DartsNasError(f"the {kind} network needs an input side that is a multiple of {multiple} (its "
                             f"reductions halve even maps), got {size}")
@@ -48,7 +51,7 @@ def load_image_genotype(spec):
     g = spec if isinstance(spec, IMAGE_GENOTYPES) else load_genotype(spec)
     if not isinstance(g, IMAGE_GENOTYPES):
         raise DartsNasError(f"{type(g).__name__} is not an image network's architecture (expected a DARTS cell pair "
-                            f"or a ProxylessArch)")
+                            f", a ProxylessArch or a HyperPath)")
     return g
 
 
@@ -76,6 +79,9 @@ def build_network(genotype, dataset: str = "cifar10", **kwargs) -> EvalNetwork:
     if dataset not in DATASET_NETWORKS:
         raise DartsNasError(f"no evaluation network for dataset {dataset!r} (known: {', '.join(DATASET_NETWORKS)})")
     genotype = load_image_genotype(genotype)
+    if isinstance(genotype, HyperPath):  # the path fixes widths and depth
+        return HyperPathNetwork(genotype, num_classes=DATASET_NETWORKS[dataset][1]["num_classes"],
+                                **{k: v for k, v in kwargs.items() if k in ("num_classes", "in_channels", "head")})
     if isinstance(genotype, ProxylessArch):  # one network whatever the dataset: stem stride 2 on ImageNet only
         defaults = dict(C=40, layers=21, num_classes=DATASET_NETWORKS[dataset][1]["num_classes"],
                         stem_stride=2 if dataset == "imagenet" else 1)

@@ -11,6 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import FactorizedReduce, Identity, ReLUConvBN, make_op
+from ..sharp_ops import make_sharp_op
+
+# What a genotype's op names mean (its type's ``op_family``): DARTS' ops or sharpDARTS' SharpSepConv family.
+OP_FAMILIES = {"darts": make_op, "sharp": make_sharp_op}
 
 
 def drop_path(x: torch.Tensor, drop_prob) -> torch.Tensor:
@@ -31,7 +35,8 @@ class EvalCell(nn.Module):
     """One cell of a genotype: two preprocessed inputs, node i = op(state a) + op(state b), output the channel
     concat of the genotype's concat states. Ops reading the two inputs have stride 2 in a reduction cell."""
 
-    def __init__(self, edges, concat, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool):
+    def __init__(self, edges, concat, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
+                 make=make_op):
         super().__init__()
         self.reduction = reduction
         self.channels = (C_prev_prev, C_prev, C)
@@ -40,7 +45,7 @@ class EvalCell(nn.Module):
         else:
             self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0)
         self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0)
-        self.ops = nn.ModuleList(make_op(name, C, 2 if reduction and j < 2 else 1, search=False)
+        self.ops = nn.ModuleList(make(name, C, 2 if reduction and j < 2 else 1, search=False)
                                  for name, j in edges)
         self.inputs = tuple(j for _, j in edges)
         self.droppable = tuple(not isinstance(op, Identity) for op in self.ops)
@@ -137,7 +142,8 @@ class EvalNetwork(nn.Module):
                 C_curr *= 2
             edges, concat = (genotype.reduce, genotype.reduce_concat) if reduction else \
                 (genotype.normal, genotype.normal_concat)
-            cell = EvalCell(edges, concat, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            cell = EvalCell(edges, concat, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
+                            OP_FAMILIES[genotype.op_family])
             self.cells.append(cell)
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr

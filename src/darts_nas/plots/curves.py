@@ -173,3 +173,51 @@ def curves_figure(history: list[dict]):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig
+
+
+def grid_figure(history: list[dict]):
+    """The HyperCuboid's weights at the last epoch (records with a "grid" entry): one heat map of c_in x c_out per
+    pass, op and layer, one colour scale, and the strongest path's choices boxed. None for other runs."""
+    last = history[-1]
+    grid = last.get("grid")
+    if not grid:
+        return None
+    from matplotlib.patches import Rectangle
+
+    channels, ops, layers = grid["channels"], grid["ops"], grid["layers"]
+    n = len(channels)
+    path = set()
+    try:
+        from ..genotypes import HyperPath
+
+        g = HyperPath.from_text(last.get("genotype", ""))
+        path = {(k // 2, stride, c_in, c_out, op) for k, (stride, c_in, c_out, op) in enumerate(g.steps)}
+    except DartsNasError:
+        pass
+    passes = [(name, int(name[-1])) for name in sorted(last["op_weights"])]
+    panels = [(name, stride, o, op) for name, stride in passes for o, op in enumerate(ops)]
+    values = [v for name, _ in passes for row in last["op_weights"][name] for v in row]
+    vmin, vmax = min(values), max(values)
+    fig = new_figure(2.3 * layers + 1.4, 2.0 * len(panels) + 0.8)
+    axes = fig.subplots(len(panels), layers, squeeze=False)
+    image = None
+    for r, (name, stride, o, op) in enumerate(panels):
+        for layer in range(layers):
+            ax = axes[r][layer]
+            row = last["op_weights"][name][layer]
+            block = [[row[(i * n + j) * len(ops) + o] for j in range(n)] for i in range(n)]
+            image = ax.imshow(block, vmin=vmin, vmax=vmax, cmap="viridis")
+            for i in range(n):
+                for j in range(n):
+                    if (layer, stride, channels[i], channels[j], op) in path:
+                        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", lw=2.2))
+            ax.set_xticks(range(n), [str(c) for c in channels], fontsize=6)
+            ax.set_yticks(range(n), [str(c) for c in channels], fontsize=6)
+            ax.set_title(f"layer {layer}, stride {stride}, {op}", fontsize=7)
+            if layer == 0:
+                ax.set_ylabel("c_in", fontsize=7)
+            if r == len(panels) - 1:
+                ax.set_xlabel("c_out", fontsize=7)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="weight (softmax over the layer's block)")
+    fig.suptitle(f"HyperCuboid weights at epoch {last['epoch']}; boxed: the strongest path", fontsize=10)
+    return fig

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import DartsNasError
 from ..genotypes import load_genotype
 from .cells import save_cell
-from .curves import alpha_figure, curves_figure, read_history, signals_figure
+from .curves import alpha_figure, curves_figure, grid_figure, read_history, signals_figure
 
 
 def is_run_dir(path) -> bool:
@@ -35,8 +35,11 @@ def run_figures(run_dir) -> dict:
     from .cells import cell_figure
 
     figures = {"cell": cell_figure(run_genotype(run_dir, history), title=run_dir.name)}
-    if history:
+    if history and history[-1].get("grid"):  # a grid search's weights: heat maps rather than one line per column
+        figures["grid"] = grid_figure(history)
+    elif history:
         figures["alphas"] = alpha_figure(history, recorded_primitives(run_dir))
+    if history:
         figures["signals"] = signals_figure(history)
         figures["curves"] = curves_figure(history)
     return {name: fig for name, fig in figures.items() if fig is not None}

@@ -80,13 +80,27 @@ def cosine_lr(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
     return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
-def cosine_power_lr(epoch: int, epochs: int, lr: float, lr_min: float, power: float) -> float:
-    """sharpDARTS' Cosine Power Annealing: lr_min + (lr - lr_min) (p^c - 1) / (p - 1), c = (1 + cos(pi e/E)) / 2.
-    It falls faster than cosine early and slower late; p -> 1 gives cosine."""
-    c = 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
-    if abs(power - 1.0) < 1e-12:
-        return lr_min + (lr - lr_min) * c
-    return lr_min + (lr - lr_min) * (power**c - 1.0) / (power - 1.0)
+def cosine_power_lr(epoch: int, epochs: int, lr: float, lr_min: float, power: float, warmup: int = 0) -> float:
+    """sharpDARTS' Cosine Power Annealing (arXiv:1903.09900) as its authors' code computes it
+    (ahundt/sharpDARTS cosine_power_annealing.py @6f593d4), for 0-based `epoch` of `epochs`.
+
+    With t = epoch + 1 - warmup (1-based, shifted past the warm-up) and c(t) = (1 + cos(pi t / (epochs - warmup)))
+    / 2, the curve power^(c(t) + 1) is min-max normalized over all the run's epochs to a fraction f in [0, 1] (so
+    the last epoch gets lr_min); power 1 gives c(t) itself, plain cosine. The first warmup + 1 epochs instead ramp
+    linearly, f = (epoch + 1) / (warmup + 1). lr = lr_min + (lr - lr_min) f."""
+    if warmup and epoch <= warmup:
+        frac = (epoch + 1) / (warmup + 1)
+    else:
+        span = epochs - warmup
+
+        def curve(t):
+            c = 0.5 * (1.0 + math.cos(math.pi * t / span))
+            return c if abs(power - 1.0) < 1e-12 else power ** (c + 1.0)
+
+        values = [curve(t) for t in range(1 - warmup, span + 1)]
+        lo, hi = min(values), max(values)
+        frac = 1.0 if hi - lo < 1e-300 else (curve(epoch + 1 - warmup) - lo) / (hi - lo)
+    return lr_min + (lr - lr_min) * frac
 
 
 def exponential_lr(epoch: int, lr: float, decay: float) -> float:

@@ -17,7 +17,8 @@ def format_duration(seconds: float) -> str:
 
 SHORT_NAMES = {"none": "none", "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip",
                "sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
-               "sep_conv_7x7": "sep7"}
+               "sep_conv_7x7": "sep7", "flood_conv_3x3": "flood3", "flood_conv_5x5": "flood5",
+               "dil_flood_conv_3x3": "dilflood3", "choke_conv_3x3": "choke3", "dil_choke_conv_3x3": "dilchoke3"}
 
 
 def format_op_weights(primitives, weights) -> str:

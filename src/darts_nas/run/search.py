@@ -20,7 +20,7 @@ from ..errors import DartsNasError
 from ..fileio import atomic_write_json
 from ..genotypes import save_genotype
 from ..spaces import SearchData, get_space
-from ..strategies import ArchRegularizer, alpha_hessian_eigenvalue, strategy_from_config
+from ..strategies import ArchRegularizer, ArchSchedule, alpha_hessian_eigenvalue, strategy_from_config
 from .checkpoint import CHECKPOINT, SEARCH_KIND, load_checkpoint, save_checkpoint
 from .common import (NonFiniteLoss, cosine_lr, cosine_power_lr, epoch_generator, epoch_seed, join_ranks, make_sgd,
                      restore_states, run_epoch_steps, set_lr, write_metrics)
@@ -117,8 +117,13 @@ class SearchRun(EpochRun):
             self.latency.check_model(self.model)
         self.regularizer = ArchRegularizer(config.resource_weight, config.discretization,
                                            config.discretization_weight, self.latency, config.latency_target,
-                                           config.latency_weight, config.latency_warmup_steps)
+                                           config.latency_weight, config.latency_warmup_steps, config.admm_every)
         self.strategy = strategy_from_config(config, self.regularizer)
+        self.schedule = ArchSchedule(config.arch_schedule, config.schedule_freq, config.fisher_ewma,
+                                     config.fisher_threshold, config.threshold_factor)
+        if self.schedule.needs_fisher:
+            self.strategy.grad_observer = self.schedule.observe
+        self._weights_step = None
         self.table = None
         if config.nb201_table:
             from ..nb201_table import NB201Table
@@ -150,6 +155,8 @@ class SearchRun(EpochRun):
         self.train_loader = DeviceLoader(dataset, train_idx, **loader_args)
         self.val_loader = DeviceLoader(dataset, val_idx, **loader_args)
         self.steps = min(self.train_loader.steps_per_epoch(), self.val_loader.steps_per_epoch())
+        if config.arch_schedule != "every" and self.val_loader.steps_per_epoch():
+            self.steps = self.train_loader.steps_per_epoch()  # the alphas' batches cycle (DARTS-PRIME's split)
         if self.steps == 0:
             raise DartsNasError(f"{len(dataset)} images split {len(train_idx)}/{len(val_idx)} give no full batch of "
                                 f"{config.batch_size}; lower --batch-size or use more data")
@@ -181,12 +188,13 @@ class SearchRun(EpochRun):
                 "space": self.model.space, "model_hparams": self.model.hparams, "model": self.model.state_dict(),
                 "w_optimizer": self.w_opt.state_dict(), "a_optimizer": self.a_opt.state_dict(),
                 "regularizer": self.regularizer.state_dict(), "stopped": self.stopped, "history": self.history,
-                "strategy": getattr(self.strategy, "state_dict", dict)()}
+                "strategy": getattr(self.strategy, "state_dict", dict)(), "schedule": self.schedule.state_dict()}
 
     def load_state(self, state: dict) -> None:
         restore_states(state, {"model": self.model, "w_optimizer": self.w_opt, "a_optimizer": self.a_opt},
                        "search model")
         self.regularizer.load_state_dict(state.get("regularizer"), self.device)
+        self.schedule.load_state_dict(state.get("schedule"), self.device)
         if hasattr(self.strategy, "load_state_dict"):
             self.strategy.load_state_dict(state.get("strategy"))
         self.epoch = int(state["epoch"])
@@ -232,7 +240,7 @@ class SearchRun(EpochRun):
         if c.lr_schedule == "constant":
             return c.lr
         if c.lr_schedule == "cosine-power":
-            return cosine_power_lr(epoch, c.epochs, c.lr, c.lr_min, c.lr_power)
+            return cosine_power_lr(epoch, c.epochs, c.lr, c.lr_min, c.lr_power, c.lr_warmup_epochs)
         return cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
 
     def temperature(self, epoch: int) -> float:
@@ -258,16 +266,59 @@ class SearchRun(EpochRun):
 
     def train_epoch(self, epoch: int, lr: float) -> dict:
         c = self.config
-        step_fn = self.step_fn(update_alphas=self.start_epoch(epoch, lr))
+        update_alphas = self.start_epoch(epoch, lr)
+        step_fn = self.step_fn(update_alphas=update_alphas)
         train_batches = self.train_loader.epoch(epoch_generator(c.seed, epoch, 0, self.device))
-        if self.strategy.uses_val_batch:
+        self.schedule.start_epoch()
+        if not self.strategy.uses_val_batch:
+            batches = ((train_batch, train_batch[1]) for train_batch in train_batches)
+        elif self.schedule.every_step:
             batches = (((*train_batch, *val_batch), train_batch[1]) for train_batch, val_batch in
                        zip(train_batches, self.val_loader.epoch(epoch_generator(c.seed, epoch, 1, self.device))))
         else:
-            batches = ((train_batch, train_batch[1]) for train_batch in train_batches)
+            batches = self.scheduled_batches(epoch, train_batches, update_alphas)
+            step_fn = self.scheduled_step(step_fn)
+        if self.regularizer.needs_progress:
+            batches = self.with_progress(epoch, batches)
         loss, acc = run_epoch_steps(step_fn, batches, self.steps, self.device, f"epoch {epoch + 1}/{c.epochs}",
                                     c.log_every, c.progress, lambda loss, step: self.check_finite(loss, epoch, step))
-        return {"train_loss": loss, "train_acc": acc}
+        return {"train_loss": loss, "train_acc": acc,
+                **(self.schedule.record() if not self.schedule.every_step else {})}
+
+    def scheduled_batches(self, epoch: int, train_batches, update_alphas: bool):
+        """(inputs, labels) per weight step with --arch-schedule: the training batch, plus the next validation
+        batch when the schedule takes an alpha step first. The validation batches cycle through reshuffled passes
+        (epoch, pass) of the alphas' split."""
+        c = self.config
+
+        def val_batches():
+            for k in range(1_000_000):
+                yield from self.val_loader.epoch(epoch_generator(c.seed, epoch, 1 + 1000 * k, self.device))
+
+        val = val_batches()
+        for i, train_batch in enumerate(train_batches):
+            if update_alphas and self.schedule.due(i):
+                yield (*train_batch, *next(val)), train_batch[1]
+            else:
+                yield train_batch, train_batch[1]
+
+    def scheduled_step(self, alpha_step_fn):
+        """The step of a scheduled epoch: with an alpha step when a validation batch comes, else the weights'."""
+        if self._weights_step is None:
+            self._weights_step = search_step_fn(self.model, self.strategy, self.w_opt, self.a_opt, self.config,
+                                                update_alphas=False)
+        weights_step = self._weights_step
+
+        def step(x, y, *val):
+            return alpha_step_fn(x, y, *val) if val else weights_step(x, y)
+        return step
+
+    def with_progress(self, epoch: int, batches):
+        """Sets the proximity ramp t / T before each step: the fraction of the run's steps begun."""
+        total = self.config.epochs * self.steps
+        for i, item in enumerate(batches):
+            self.regularizer.set_progress((epoch * self.steps + i + 1) / total)
+            yield item
 
     def collapse_signals(self, epoch: int, genotype) -> dict:
         """What shows a collapse as it happens: parameter-free ops in the derived cell, the dominant Hessian
@@ -353,6 +404,10 @@ class SearchRun(EpochRun):
         self.echo(f"epoch {record['epoch']:3d}/{self.config.epochs}  lr {record['lr']:.5f}  "
                   f"{self.metrics_text(record)}  {format_duration(record['seconds'])}")
         self.echo(f"  genotype: {record['genotype']}")
+        if "alpha_steps" in record:
+            fisher = (f", Fisher information {record['fisher_ewma']:.4g} vs threshold {record['fisher_threshold']:.4g}"
+                      if record.get("fisher_ewma") is not None else "")
+            self.echo(f"  schedule: {record['alpha_steps']} alpha steps in {self.steps} weight steps{fisher}")
         shown = ([f"{record['param_free_ops']} parameter-free ops"] if "param_free_ops" in record else []) + \
             ([f"Hessian eigenvalue {record['hessian_eigenvalue']:.4g}"] if "hessian_eigenvalue" in record else [])
         if shown:

@@ -33,7 +33,7 @@ from ..nets import NETWORK_KINDS, EvalNetwork, load_image_genotype, network_from
 from ..nets.profile import profile_network
 from ..precision import autocast, full_precision
 from .checkpoint import CHECKPOINT, LAST, MODEL_KIND, TRAIN_KIND, load_checkpoint, resolve_checkpoint
-from .common import (cosine_lr, epoch_generator, epoch_seed, exponential_lr, genotype_label, join_ranks,
+from .common import (cosine_power_lr, cosine_lr, epoch_generator, epoch_seed, exponential_lr, genotype_label, join_ranks,
                      make_sgd, resolve_device, restore_states, run_epoch_steps, save_training_files, set_lr,
                      write_training_start)
 from .graphs import CapturedStep, require_cuda_graphs
@@ -291,9 +291,13 @@ class TrainRun(EpochRun):
         c = self.config
         if c.lr_schedule == "exponential":
             return exponential_lr(epoch, c.lr, c.lr_decay)
+        if c.lr_schedule == "cosine-power":
+            return cosine_power_lr(epoch, c.epochs, c.lr, c.lr_min, c.lr_power, c.lr_warmup_epochs)
         return cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
 
     def drop_path_at(self, epoch: int) -> float:
+        if not getattr(self.model, "has_auxiliary", True):  # the chain networks (proxyless, hyperpath) have none
+            return 0.0
         return self.config.drop_path_prob * epoch / self.config.epochs
 
     # -- persistence -----------------------------------------------------------------------------------------
@@ -331,8 +335,10 @@ class TrainRun(EpochRun):
     def describe(self) -> str:
         c, p, d = self.config, self.profile, self.data
         aux = f" ({p.params_total / 1e6:.2f}M with the auxiliary head)" if p.params_total != p.params else ""
-        return (f"train: {genotype_label(c.genotype)} cell, {type(self.model).__name__} C={c.channels} {c.layers} "
-                f"{getattr(self.model, 'depth_unit', 'cells')}: {p.params / 1e6:.2f}M params{aux}, "
+        shape = getattr(self.model, "shape_text", None) or \
+            f"C={c.channels} {c.layers} {getattr(self.model, 'depth_unit', 'cells')}"
+        return (f"train: {genotype_label(c.genotype)} cell, {type(self.model).__name__} {shape}: "
+                f"{p.params / 1e6:.2f}M params{aux}, "
                 f"{p.multiply_adds / 1e6:.0f}M multiply-adds; {d.name}: {len(d.train)} train / {len(d.test)} test "
                 f"images; {self.device} ({speed_label(c.to_dict())}){distributed.describe()}, {self.steps} "
                 f"steps/epoch -> {self.run_dir}")

@@ -26,9 +26,12 @@ from ..genotypes import NB201_PRIMITIVES, PARAMETER_FREE, NB201Arch
 from .base import SearchData, SearchModel
 from .darts_cnn import DartsCNNSearchModel, SearchCell, SearchNetwork
 from .darts_rnn import DartsRNNSearchModel
+from .hypercuboid import HyperCuboidSearchModel
 from .mixed import MixedOp
 from .nb201 import NB201SearchModel
+from .prime import PrimeSearchModel
 from .proxyless import ProxylessSearchModel
+from .sharp import SharpDartsSearchModel, SharperSearchModel, SharpSepConvSearchModel
 from .unas_darts import UnasDartsSearchModel
 
 SPACES: dict[str, type[SearchModel]] = {}
@@ -50,10 +53,12 @@ def get_space(name: str) -> type[SearchModel]:
 
 
 for _space in (DartsCNNSearchModel, NB201SearchModel, DartsRNNSearchModel, UnasDartsSearchModel,
-               ProxylessSearchModel):
+               ProxylessSearchModel, SharpDartsSearchModel, SharperSearchModel, SharpSepConvSearchModel,
+               PrimeSearchModel, HyperCuboidSearchModel):
     register_space(_space)
 
 
-__all__ = ["DartsCNNSearchModel", "DartsRNNSearchModel", "MixedOp", "NB201Arch", "NB201SearchModel",
-           "NB201_PRIMITIVES", "PARAMETER_FREE", "ProxylessSearchModel", "SPACES", "SearchCell", "SearchData", "SearchModel",
+__all__ = ["DartsCNNSearchModel", "DartsRNNSearchModel", "HyperCuboidSearchModel", "MixedOp", "NB201Arch", "NB201SearchModel",
+           "NB201_PRIMITIVES", "PARAMETER_FREE", "PrimeSearchModel", "ProxylessSearchModel", "SharpDartsSearchModel",
+           "SharperSearchModel", "SharpSepConvSearchModel", "SPACES", "SearchCell", "SearchData", "SearchModel",
            "SearchNetwork", "UnasDartsSearchModel", "get_space", "register_space"]

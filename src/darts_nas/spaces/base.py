@@ -106,12 +106,18 @@ class SearchModel(nn.Module):
         return self.probabilities()
 
     @torch.no_grad()
-    def derived_weights(self) -> dict[str, torch.Tensor]:
+    def derived_weights(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """The derived architecture as one-hot op weights per alpha matrix (what the latency of the derived cell is
-        measured and estimated at): here the strongest op of each row; a space whose derivation drops edges
-        overrides it."""
+        measured and estimated at, and what DARTS-PRIME's regularizers pull toward): here the strongest op of each
+        row; a space whose derivation drops edges overrides it. `weights` derives from other op weights than the
+        current ones."""
+        weights = self.derivation_weights() if weights is None else weights
         return {name: torch.nn.functional.one_hot(w.argmax(-1), w.shape[-1]).to(w.dtype)
-                for name, w in self.derivation_weights().items()}
+                for name, w in weights.items()}
+
+    def derivation_text(self) -> str:
+        """How the derivation chose (printed by `darts-nas derive`); empty where the genotype says it all."""
+        return ""
 
     def genotype(self):  # pragma: no cover - abstract
         """The discrete architecture read off the current alphas (an instance of ``genotype_type``)."""
@@ -125,10 +131,36 @@ class SearchModel(nn.Module):
     def init_search(self, relaxation: str, use_max_w: bool) -> None:
         self.relaxation = get_relaxation(relaxation)
         self.use_max_w = use_max_w
+        if self.relaxation.init is not None:  # the relaxation fixes the alphas' start (DARTS-PRIME's clamp)
+            with torch.no_grad():
+                for alpha in self.alphas.values():
+                    alpha.copy_(self.relaxation.init(alpha.shape))
+        if self.relaxation.pruning:
+            # 1: the op is alive; 0: pruned for good. Buffers, so checkpoints keep them and resume continues them.
+            for name, alpha in self.alphas.items():
+                self.register_buffer(f"alive_{name}", torch.ones_like(alpha))
+            self.prune()
         # The Gumbel temperature: a device tensor the run loop fills each epoch (graph-safe), not saved.
         self.register_buffer("temperature", torch.ones(()), persistent=False)
         self.channels_last = False
         self.precision = "fp32"
+
+    @torch.no_grad()
+    def prune(self) -> None:
+        """DARTS-PRIME's pruning, after every alpha step: an alpha at or below 0 is set to 0 and its op masked
+        for good (a masked alpha stays 0 whatever its gradient). Nothing for other relaxations."""
+        if not self.relaxation.pruning:
+            return
+        for name, alpha in self.alphas.items():
+            alive = getattr(self, f"alive_{name}")
+            alive.mul_((alpha > 0).to(alive.dtype))
+            alpha.mul_(alive)
+
+    def alive_masks(self) -> dict[str, torch.Tensor] | None:
+        """The pruning masks (1 alive, 0 pruned) per alpha matrix, or None without pruning."""
+        if not self.relaxation.pruning:
+            return None
+        return {name: getattr(self, f"alive_{name}") for name in self.alphas}
 
     # -- execution settings: the same function, computed differently ---------------------------------------------
     def use_channels_last(self, enabled: bool = True):

@@ -60,7 +60,7 @@ class SearchCell(nn.Module):
     `multiplier` nodes."""
 
     def __init__(self, steps, multiplier, C_prev_prev, C_prev, C, reduction, reduction_prev, primitives=PRIMITIVES,
-                 partial: int = 1, make=None):
+                 partial: int = 1, make=None, node_norm: bool = False):
         super().__init__()
         self.reduction = reduction
         self.steps = steps
@@ -82,6 +82,9 @@ class SearchCell(nn.Module):
             targets = list(range(max(0, j - 1), steps))
             self.out_edges.append((targets, [self.edge_index(i, j) for i in targets]))
         self.fused = False
+        # DARTS-PRIME: each node's sum normalized by a BatchNorm without affine parameters (batch statistics).
+        self.node_norms = nn.ModuleList(nn.BatchNorm2d(C, affine=False, track_running_stats=False)
+                                        for _ in range(steps)) if node_norm else None
 
     def edge_index(self, node: int, state: int) -> int:
         """Index of the edge from state `state` (0, 1: the cell inputs) into intermediate node `node`."""
@@ -103,6 +106,8 @@ class SearchCell(nn.Module):
                     if edge_w is not None:
                         y = edge_w[offset + j] * y
                     node = y if node is None else node + y
+                if self.node_norms is not None:
+                    node = self.node_norms[len(states) - 2](node)
                 offset += len(states)
                 states.append(node)
         return torch.cat(states[-self.multiplier:], dim=1)
@@ -112,7 +117,7 @@ class SearchNetwork(nn.Module):
     """Stem, `layers` cells (reductions at 1/3 and 2/3 depth, channels doubled there), pooling, classifier."""
 
     def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=4, stem_multiplier=3, in_channels=3,
-                 primitives=PRIMITIVES, partial: int = 1, make=None):
+                 primitives=PRIMITIVES, partial: int = 1, make=None, node_norm: bool = False):
         super().__init__()
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(
@@ -127,7 +132,7 @@ class SearchNetwork(nn.Module):
             if reduction:
                 C_curr *= 2
             self.cells.append(SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                                         primitives, partial, make))
+                                         primitives, partial, make, node_norm))
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, multiplier * C_curr
         self.classifier = nn.Linear(C_prev, num_classes)
@@ -170,6 +175,9 @@ class DartsCNNSearchModel(SearchModel):
 
     space = "darts-cnn"
     genotype_type = Genotype
+    default_primitives: tuple[str, ...] = PRIMITIVES  # a subclass's own op set (sharpDARTS, DARTS-PRIME)
+    op_factory = None      # make(name, C, stride) of the supernet's ops; None: DARTS' (darts_nas.ops)
+    node_norm = False      # a BatchNorm (no affine parameters) on each node's sum (DARTS-PRIME)
     settings = frozenset({"layers", "nodes", "stem_multiplier", "partial_channels", "edge_normalization",
                           "fuse_ops", "checkpoint_cells", "channels_last", "cuda_graphs", "split_file",
                           "resource_weight", "stop_param_free"})
@@ -194,9 +202,10 @@ class DartsCNNSearchModel(SearchModel):
             config.checkpoint_cells)
 
     def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=None, stem_multiplier=3, in_channels=3,
-                 primitives=PRIMITIVES, relaxation="softmax", partial_channels=1, edge_normalization=False,
+                 primitives=None, relaxation="softmax", partial_channels=1, edge_normalization=False,
                  max_w=False):
         super().__init__()
+        primitives = self.default_primitives if primitives is None else primitives
         multiplier = steps if multiplier is None else multiplier  # concat all intermediate nodes by default
         check_partial_channels(C, partial_channels)
         self.hparams = dict(C=C, num_classes=num_classes, layers=layers, steps=steps, multiplier=multiplier,
@@ -206,7 +215,7 @@ class DartsCNNSearchModel(SearchModel):
         self.primitives = tuple(primitives)
         self.steps = steps
         self.net = SearchNetwork(C, num_classes, layers, steps, multiplier, stem_multiplier, in_channels, primitives,
-                                 partial_channels)
+                                 partial_channels, self.op_factory, self.node_norm)
         shape = (num_edges(steps), len(primitives))
         self.alphas = nn.ParameterDict({
             "normal": nn.Parameter(1e-3 * torch.randn(shape)),
@@ -279,9 +288,11 @@ class DartsCNNSearchModel(SearchModel):
                          for cell, w in self.derivation_weights().items())
 
     @torch.no_grad()
-    def derived_weights(self) -> dict[str, torch.Tensor]:
-        """The derived cells as one-hot rows: each node's two kept edges with their op, every other edge `none`."""
-        g = self.genotype()
+    def derived_weights(self, weights: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The derived cells as one-hot rows: each node's two kept edges with their op, every other edge `none`
+        (derived from `weights` when given, else from the current alphas)."""
+        w_all = self.derivation_weights() if weights is None else weights
+        g = derive_genotype(w_all["normal"], w_all["reduce"], self.primitives, self.steps, self.genotype_type)
         out = {}
         for name, cell in (("normal", g.normal), ("reduce", g.reduce)):
             a = self.alphas[name]
@@ -313,7 +324,7 @@ class DartsCNNSearchModel(SearchModel):
     def genotype(self) -> Genotype:
         """The derived cell (DARTS rule, see :func:`darts_nas.genotypes.derive_cell`)."""
         w = self.derivation_weights()
-        return derive_genotype(w["normal"], w["reduce"], self.primitives, self.steps)
+        return derive_genotype(w["normal"], w["reduce"], self.primitives, self.steps, self.genotype_type)
 
     @staticmethod
     def parameter_free_ops(genotype: Genotype) -> int:

@@ -7,7 +7,8 @@ update_alphas=True)`` and works on any search model of :mod:`darts_nas.spaces`:
 - :class:`SingleLevel`: Single-DARTS and SNAS, one loss for weights and alphas on the same batch;
 - :class:`Implicit`: iDARTS, the implicit-function hypergradient with a Neumann series.
 
-How the alphas become op weights (softmax, sigmoid, Gumbel) is the space's relaxation, orthogonal to these; an
+When the alphas step (every weight step, every k-th, or DARTS-PRIME's Fisher-information rule) is an
+:class:`ArchSchedule` of the run loop. How the alphas become op weights (softmax, sigmoid, Gumbel) is the space's relaxation, orthogonal to these; an
 :class:`ArchRegularizer` (resource, discretization) adds its penalty under any of them.
 
 Distributed runs: every gradient a strategy computes from a batch (a loss on this rank's shard) goes through
@@ -20,7 +21,8 @@ from .bilevel import (HVP_METHODS, AlternatingStep, Bilevel, alpha_step, archite
                       weight_step)
 from .curvature import alpha_hessian_eigenvalue
 from .implicit import Implicit, implicit_gradient, neumann_inverse_hvp, weight_hessian_vector_product
-from .regularizers import DISCRETIZATIONS, ArchRegularizer
+from .regularizers import DISCRETIZATIONS, ArchRegularizer, discrete_target
+from .schedule import ARCH_SCHEDULES, ArchSchedule
 from .single_level import SingleLevel
 
 # Every strategy: ``from_config(config, regularizer)``, ``config_problems(config, relaxation)``, ``describe()``,
@@ -37,7 +39,7 @@ def strategy_from_config(config, regularizer=None):
     return get_strategy(config.strategy).from_config(config, regularizer)
 
 
-__all__ = ["HVP_METHODS", "AlternatingStep", "ArchRegularizer", "Bilevel", "DISCRETIZATIONS", "Implicit", "STRATEGIES", "SingleLevel",
+__all__ = ["ARCH_SCHEDULES", "ArchSchedule", "discrete_target", "HVP_METHODS", "AlternatingStep", "ArchRegularizer", "Bilevel", "DISCRETIZATIONS", "Implicit", "STRATEGIES", "SingleLevel",
            "alpha_hessian_eigenvalue", "alpha_step", "architecture_gradient", "get_strategy",
            "hessian_vector_product", "implicit_gradient", "strategy_from_config", "neumann_inverse_hvp", "sgd_state", "virtual_step",
            "weight_hessian_vector_product", "weight_step"]

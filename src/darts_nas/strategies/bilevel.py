@@ -191,17 +191,20 @@ def authors_architecture_gradient(model, train_batch, val_batch, *, eta, weight_
     return [d - eta * h for d, h in zip(direct, hv)], out.detach()
 
 
-def weight_step(model, train_batch, w_optimizer, grad_clip: float | None, grads=None):
+def weight_step(model, train_batch, w_optimizer, grad_clip: float | None, grads=None, observe=None):
     """The weights' step of every strategy, and the one place their gradients pass: the gradient of the model's
     training objective (its loss plus any activation regularizer), clipped, one optimizer step. Weights the
     forward did not use (ops GDAS did not select) get no gradient and are left alone, as backward() would.
     Returns (loss, output), detached. A strategy that computed the gradients already (single-level, from one
-    backward with the alphas') hands them in as ``grads`` and gets None back."""
+    backward with the alphas') hands them in as ``grads`` and gets None back. ``observe`` receives the sum of the
+    squared gradients before clipping (DARTS-PRIME's Fisher information), a device tensor."""
     weights = model.weight_parameters()
     loss = out = None
     if grads is None:
         loss, objective, out = model.training_loss(train_batch)
         grads = average(torch.autograd.grad(objective, weights, allow_unused=True), weights)
+    if observe is not None:
+        observe(torch.stack([g.pow(2).sum() for g in grads if g is not None]).sum())
     for w, g in zip(weights, grads):
         w.grad = g
     if grad_clip:
@@ -212,7 +215,9 @@ def weight_step(model, train_batch, w_optimizer, grad_clip: float | None, grads=
 
 def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
     """The alphas' step of every strategy, and the one place their gradients pass: along `grads` plus the gradient
-    of the regularizer's penalty and of the space's own (if any), which depend on the alphas alone."""
+    of the regularizer's penalty and of the space's own (if any), which depend on the alphas alone. After the step
+    the model prunes (DARTS-PRIME's clamp relaxation) and the regularizer updates its state (its step count, the
+    ADMM variables of DARTS-PRIME's schedule)."""
     alphas = model.arch_parameters()
     penalty = model.arch_penalty()  # the space's own term (UNAS' pair penalty), if it has one
     if regularizer is not None and regularizer.active:
@@ -221,11 +226,12 @@ def alpha_step(model, grads, a_optimizer, regularizer=None) -> None:
     if penalty is not None:
         extra = torch.autograd.grad(penalty, alphas, allow_unused=True)
         grads = [g if e is None else g + e for g, e in zip(grads, extra)]
-    if regularizer is not None:
-        regularizer.on_step()
     for a, g in zip(alphas, grads):
         a.grad = g
     a_optimizer.step()
+    model.prune()
+    if regularizer is not None:
+        regularizer.on_step(model)
 
 
 class AlternatingStep:
@@ -235,6 +241,7 @@ class AlternatingStep:
     ``regularizer`` field."""
 
     uses_val_batch = True
+    grad_observer = None  # set by the run loop for DARTS-PRIME's schedule: sees each weight step's information
 
     def step(self, model, train_batch, val_batch, w_optimizer, a_optimizer, lr, grad_clip: float | None,
              update_alphas: bool = True):
@@ -245,7 +252,7 @@ class AlternatingStep:
         if update_alphas:
             grads, val_out = self.alpha_gradient(model, train_batch, val_batch, w_optimizer, lr)
             alpha_step(model, grads, a_optimizer, self.regularizer)
-        return (*weight_step(model, train_batch, w_optimizer, grad_clip), val_out)
+        return (*weight_step(model, train_batch, w_optimizer, grad_clip, observe=self.grad_observer), val_out)
 
 
 @dataclass
