@@ -166,8 +166,8 @@ def tiny(**kw) -> SearchConfig:
     return SearchConfig(**values)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(discretization="admm-prime", admm_every=3),
-                                dict(arch_schedule="fixed", schedule_freq=3)])
+@pytest.mark.parametrize("kw", [dict(), dict(discretization="admm-prime", admm_every=3, arch_schedule="fixed",
+                                     schedule_freq=3)])
 def test_darts_prime_runs_and_resumes_exactly(tmp_path, kw):
     full = start_search(tiny(**kw), tmp_path / "full", echo=lambda *a: None).run()
     part = start_search(tiny(**kw), tmp_path / "part", echo=lambda *a: None)

@@ -198,8 +198,12 @@ class DartsCNNSearchModel(SearchModel):
                    edge_normalization=config.edge_normalization, max_w=config.max_w)
 
     def apply_execution_settings(self, config) -> "DartsCNNSearchModel":
-        return super().apply_execution_settings(config).use_fused_ops(config.fuse_ops).use_cell_checkpointing(
-            config.checkpoint_cells)
+        super().apply_execution_settings(config)
+        if self.net.cells[0].edges[0].partial > 1:
+            # PC-DARTS' channel slices in NHWC crash or hang torch 2.13.0's CPU backward (seen on a 2-core AMD
+            # EPYC, nondeterministically, at 32x32 and batch 16): its supernet stays NCHW, the same function.
+            self.use_channels_last(False)
+        return self.use_fused_ops(config.fuse_ops).use_cell_checkpointing(config.checkpoint_cells)
 
     def __init__(self, C=16, num_classes=10, layers=8, steps=4, multiplier=None, stem_multiplier=3, in_channels=3,
                  primitives=None, relaxation="softmax", partial_channels=1, edge_normalization=False,
