@@ -160,7 +160,8 @@ def test_the_authors_admm_terms_and_updates_by_hand():
 
 def tiny(**kw) -> SearchConfig:
     values = dict(preset_config("darts-prime-cifar10").to_dict())
-    values.update(dataset="synthetic", synthetic_size=96, image_size=8, channels=4, layers=3, batch_size=8, epochs=2,
+    values.update(dataset="synthetic", synthetic_size=96, image_size=8, channels=4, layers=3, nodes=2, batch_size=8,
+                  epochs=2,
                   device="cpu", progress=False, hessian_every=0, arch_lr=0.05, seed=1, fisher_threshold=30.0)
     values.update(kw)
     return SearchConfig(**values)
@@ -198,7 +199,7 @@ def test_schedule_settings_are_checked():
 
 def test_the_darts_prime_presets_from_the_command_line(tmp_path, capsys):
     assert main(["search", "--preset", "darts-prime-admm-cifar10", "--dataset", "synthetic", "--synthetic-size", "96",
-                 "--batch-size", "8", "--channels", "4", "--layers", "3", "--epochs", "1", "--device", "cpu",
+                 "--batch-size", "8", "--channels", "4", "--layers", "3", "--nodes", "2", "--epochs", "1", "--device", "cpu",
                  "--no-progress", "--hessian-every", "0", "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "schedule:" in out and "alpha steps in 10 weight steps" in out

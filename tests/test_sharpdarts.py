@@ -192,9 +192,9 @@ def make_op_like(edge, k):
 
 def test_a_sharp_search_runs_and_its_cell_trains(tmp_path):
     common = ["--dataset", "synthetic", "--synthetic-size", "32", "--batch-size", "8", "--device", "cpu",
-              "--no-progress"]
+              "--no-progress", "--image-size", "8"]
     assert main(["search", "--preset", "sharpdarts-cifar10", *common, "--channels", "4", "--layers", "3",
-                 "--epochs", "2", "--lr-warmup-epochs", "0", "--hessian-every", "0", "--out",
+                 "--nodes", "2", "--epochs", "2", "--lr-warmup-epochs", "0", "--hessian-every", "0", "--out",
                  str(tmp_path / "s")]) == 0
     g = load_genotype(tmp_path / "s")
     assert isinstance(g, SharpGenotype)

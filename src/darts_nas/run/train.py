@@ -296,7 +296,7 @@ class TrainRun(EpochRun):
         return cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
 
     def drop_path_at(self, epoch: int) -> float:
-        if not getattr(self.model, "has_auxiliary", True):  # the chain networks (proxyless, hyperpath) have none
+        if not getattr(getattr(self, "model", None), "has_auxiliary", True):  # proxyless, hyperpath: none
             return 0.0
         return self.config.drop_path_prob * epoch / self.config.epochs
 
