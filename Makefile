@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-train test bench bench-gpu bench-gpu-scaling clean
+.PHONY: install demo demo-train demo-rl test bench bench-gpu bench-gpu-scaling clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ demo: $(STAMP)
 demo-train: $(STAMP)
 	rm -rf runs/eval-demo
 	$(VENV)/bin/darts-nas train --preset eval-demo --genotype DARTS_V2
+
+# RL-DARTS: a small supernet PPO agent on the corridor task (8k frames), its cell and pictures
+demo-rl: $(STAMP)
+	rm -rf runs/rl-demo
+	$(VENV)/bin/darts-nas rl search --preset rl-demo --out runs/rl-demo
+	$(VENV)/bin/darts-nas plot runs/rl-demo
 
 test: $(STAMP)
 	$(PY) -m pytest tests

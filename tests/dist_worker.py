@@ -1,6 +1,6 @@
-"""Run by the distributed tests under torchrun: ``torchrun --nproc_per_node N tests/dist_worker.py OUT_DIR``.
-Each rank joins the group as a run does (darts_nas.distributed.setup), runs every case of distributed_cases on its
-shards, and saves what it ends with to OUT_DIR/rank<R>.pt."""
+"""Run by the distributed tests under torchrun: ``torchrun --nproc_per_node N tests/dist_worker.py OUT_DIR
+[CASE,CASE,...]``. Each rank joins the group as a run does (darts_nas.distributed.setup), runs the named cases of
+distributed_cases (all by default) on its shards, and saves what it ends with to OUT_DIR/rank<R>.pt."""
 
 import sys
 from pathlib import Path
@@ -14,7 +14,8 @@ from distributed_cases import CASES, run_case, run_training  # noqa: E402
 
 torch.set_num_threads(1)
 distributed.setup(torch.device("cpu"))
-results = {name: run_case(name) for name in CASES}
+names = sys.argv[2].split(",") if len(sys.argv) > 2 else list(CASES)
+results = {name: run_case(name) for name in names}
 results["training"] = run_training()
 torch.save(results, Path(sys.argv[1]) / f"rank{distributed.rank()}.pt")
 distributed.shutdown()

@@ -150,6 +150,13 @@ def command_problem(line: int, text: str, argv: list[str]) -> str | None:
     except SystemExit as e:
         said = message.getvalue().strip().splitlines()
         return f"{where}\n  the parser refused it (exit status {e.code}): {said[-1] if said else ''}"
+    if args.command == "rl" and args.rl_command in ("search", "train") and not (args.resume or args.config):
+        from darts_nas.rl.config import RLConfig, rl_config
+        try:
+            rl_config(args.preset, None, f"rl {args.rl_command}", **overrides_from_args(args, RLConfig)).validate()
+        except DartsNasError as e:
+            return f"{where}\n  invalid configuration: {e}"
+        return None
     if args.command not in ("search", "train") or args.resume or args.config:
         return None
     make, cls = (preset_config, SearchConfig) if args.command == "search" else (train_preset_config, TrainConfig)
@@ -172,6 +179,16 @@ def test_distributed_doc_commands_parse_and_validate():
     commands = sh_commands(ROOT / "docs" / "distributed.md")
     assert len(commands) == 4 and [argv[0] for _, _, argv in commands] == ["search", "train", "search", "search"]
     problems = [p for p in (command_problem(*c) for c in commands) if p]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def test_rl_doc_commands_parse_and_validate():
+    commands = sh_commands(ROOT / "docs" / "rl-darts.md")
+    assert [argv[:2] for _, _, argv in commands if argv[0] == "rl"][:4] == [["rl", "search"], ["rl", "search"],
+                                                                          ["rl", "train"], ["rl", "train"]]
+    problems = [p for p in (command_problem(*c) for c in commands) if p]
+    assert command_problem(1, "darts-nas rl search --encoder impala", ["rl", "search", "--encoder", "impala"])
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 

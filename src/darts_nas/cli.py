@@ -23,6 +23,9 @@
     darts-nas report RUN_DIR...                                one self-contained HTML page of runs
     darts-nas compare RUN_DIR... [--plot FILE]                 runs side by side, mean +- std per method
     darts-nas export RUN_DIR/best.pt --format onnx|torchscript   a trained network for other runtimes
+    darts-nas rl search --preset rl-darts-ppo-procgen          RL-DARTS: the supernet as a PPO agent's encoder
+    darts-nas rl train --genotype RUN_DIR --env procgen:coinrun   the derived cell's agent (or --encoder impala)
+    darts-nas rl evaluate RUN_DIR                              mean return on training and test levels
 
 Expected errors (bad input, missing data, a broken checkpoint) print one line and exit with status 2.
 """
@@ -51,10 +54,10 @@ def _scale_lr(config) -> None:
         f"{config.lr:g}")
 
 
-def _run_epochs(args, command: str, settings_cls, make_config, presets: dict, start, resume):
+def _run_epochs(args, command: str, settings_cls, make_config, presets: dict, start, resume, unit: str = "epoch"):
     """Start a run from a preset and flags, or resume one; run it. Returns the finished run and its result, or
     None (interrupted or stopped early, with the message already printed, or a rank other than 0) and the exit
-    status."""
+    status. `unit` names what the run counts (epochs; an RL run's iterations)."""
     from .config import overrides_from_args
     from .run.common import resolve_device
 
@@ -65,13 +68,14 @@ def _run_epochs(args, command: str, settings_cls, make_config, presets: dict, st
             raise DartsNasError("--resume continues a run with its recorded settings; drop --preset, --config and "
                                 "--scale-lr")
         run = resume(args.resume, **overrides)
-        say(f"resuming {run.run_dir} after epoch {run.epoch}/{run.config.epochs}")
+        say(f"resuming {run.run_dir} after {unit} {run.epoch}/{run.config.epochs}")
     else:
         config = make_config(args.preset, args.config, **overrides)
         if distributed.launched():  # join now: the ranks agree on the run directory's name
             distributed.setup(resolve_device(config.device))
         if not config.out:
-            config.out = distributed.from_main(f"runs/{args.preset or command}-{time.strftime('%Y%m%d-%H%M%S')}")
+            config.out = distributed.from_main(f"runs/{args.preset or command.replace(' ', '-')}-"
+                                               f"{time.strftime('%Y%m%d-%H%M%S')}")
         if args.preset:
             say(f"preset {args.preset}: {presets[args.preset].note}")
         if args.config:
@@ -85,16 +89,16 @@ def _run_epochs(args, command: str, settings_cls, make_config, presets: dict, st
         if not distributed.is_main():
             return None, 130
         if run.epoch == 0:
-            print(f"\ninterrupted before the first epoch finished: there is no checkpoint to resume ({run.run_dir})",
+            print(f"\ninterrupted before the first {unit} finished: there is no checkpoint to resume ({run.run_dir})",
                   file=sys.stderr)
         else:
-            print(f"\ninterrupted after epoch {run.epoch}; continue with: darts-nas {command} --resume "
+            print(f"\ninterrupted after {unit} {run.epoch}; continue with: darts-nas {command} --resume "
                   f"{run.run_dir}", file=sys.stderr)
         return None, 130
     if not distributed.is_main():
         return None, 0
     if not result.finished:
-        print(f"stopped after epoch {result.epochs_done}/{run.config.epochs}; continue with: "
+        print(f"stopped after {unit} {result.epochs_done}/{run.config.epochs}; continue with: "
               f"darts-nas {command} --resume {result.run_dir}")
         return None, 0
     return (run, result), 0
@@ -323,8 +327,16 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_derive(args) -> int:
+    from .run.checkpoint import load_checkpoint
     from .run.search import search_model_from_checkpoint
+    from .rl.run import RL_KIND, derive_rl
 
+    if load_checkpoint(args.run)["kind"] == RL_KIND:
+        genotype, header, table = derive_rl(args.run)
+        print(json.dumps(genotype.to_dict()) if args.json else f"{header}\n{genotype.to_text()}")
+        if args.alphas:
+            print(table)
+        return 0
     model, state = search_model_from_checkpoint(args.run)
     genotype = model.genotype()
     if args.json:
@@ -377,12 +389,58 @@ def _cmd_genotypes(args) -> int:
     return 0
 
 
+def _cmd_rl_run(args) -> int:
+    from .rl.config import RL_PRESETS, RLConfig, rl_config
+    from .rl.run import resume_rl, start_rl
+
+    command = f"rl {args.rl_command}"
+
+    def make(name, config_file, **overrides):
+        return rl_config(name, config_file, command, **overrides)
+
+    def start(config, out):
+        return start_rl(config, out, say, command)
+
+    done, status = _run_epochs(args, command, RLConfig, make, RL_PRESETS, start, resume_rl, unit="iteration")
+    if done is None:
+        return status
+    _, result = done
+    if result.genotype is not None:
+        print(f"\ncell: {result.genotype.to_text()}")
+    print(f"outputs in {result.run_dir}/: results.json, metrics.jsonl, checkpoint.pt, config.json"
+          + (", genotype.txt, genotype.json" if result.genotype is not None else "")
+          + (", alphas.json" if args.rl_command == "search" else ""))
+    return 0
+
+
+def _cmd_rl_evaluate(args) -> int:
+    from .rl.run import evaluate_rl
+
+    r = evaluate_rl(args.run, episodes=args.episodes, device=args.device)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"{args.run} ({r['algo']}, {r['encoder']} encoder, {r['frames']:,} frames) on {r['env']}:")
+    for lv in ("train", "test"):
+        e = r[lv]
+        print(f"  {lv} levels: mean return {e['mean']:.2f} +- {e['std']:.2f} over {e['episodes']} episodes"
+              + (f" ({e['unfinished']} not finished)" if e["unfinished"] else ""))
+    return 0
+
+
 def _cmd_presets(args) -> int:
     from .config import PRESETS, TRAIN_PRESETS, preset_config, train_preset_config
 
+    from .rl.config import RL_PRESETS, RLConfig
+
+    def rl_make(name):
+        return RLConfig.from_dict(RL_PRESETS[name].values)
+
     for title, table, make in (("search (darts-nas search --preset NAME)", PRESETS, preset_config),
                                ("training from scratch (darts-nas train --preset NAME)", TRAIN_PRESETS,
-                                train_preset_config)):
+                                train_preset_config),
+                               ("reinforcement learning (darts-nas rl search|train --preset NAME)", RL_PRESETS,
+                                rl_make)):
         print(f"{title}:")
         for name, preset in table.items():
             print(f"  {name}: {preset.note}")
@@ -402,7 +460,18 @@ def _cmd_bench(args) -> int:
         raise DartsNasError("--nproc N (N >= 1) times the search or train step over N ranks")
     if args.nproc > 1 and args.cuda_graphs:
         raise DartsNasError("--cuda-graphs is not supported in a distributed run yet; drop it with --nproc")
-    if args.what == "hypergradient":
+    if args.what == "rl":
+        from .bench import bench_rl, format_rl_table
+
+        try:
+            depths = tuple(int(d) for d in args.depths.split(","))
+        except ValueError:
+            raise DartsNasError(f"--depths {args.depths!r}: expected channel counts like 16,32,32") from None
+        results = bench_rl(device=args.device, depths=depths, act_batch=args.act_batch,
+                           minibatch=args.batch_size or 256, genotype=args.rl_genotype, steps=args.steps,
+                           warmup=args.warmup)
+        table = format_rl_table(results)
+    elif args.what == "hypergradient":
         from .bench import bench_hypergradient, format_hypergradient_table
 
         if not args.run:
@@ -476,6 +545,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from .config import PRESETS, TRAIN_PRESETS, TrainConfig, add_config_arguments
     from .precision import PRECISIONS
+    from .rl.config import RL_PRESETS, RLConfig
     from .strategies import HVP_METHODS, STRATEGIES
 
     parser = _Parser(prog="darts-nas", description="Differentiable architecture search (DARTS).")
@@ -609,14 +679,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show every value")
     p.set_defaults(func=_cmd_presets)
 
+    p = sub.add_parser("rl", help="RL-DARTS: the supernet as an RL agent's image encoder (Procgen)",
+                       description="RL-DARTS: search a cell with the supernet as the encoder of a PPO or DQN agent, "
+                       "train a fixed-cell or IMPALA-CNN agent, evaluate an agent on training and test levels.")
+    rl = p.add_subparsers(dest="rl_command", metavar="WHAT")
+    rl.required = True
+    for what, helptext in (("search", "train the supernet agent (weights and alphas from the RL loss)"),
+                           ("train", "train a fixed-cell agent (--genotype) or the IMPALA-CNN baseline")):
+        q = rl.add_parser(what, help=helptext, description=helptext + ". A preset sets the authors' values; "
+                          "every flag overrides one.")
+        q.add_argument("--preset", choices=list(RL_PRESETS), help="settings to start from")
+        q.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+        q.add_argument("--config", metavar="FILE", help="start from a run's config.json (flags still override)")
+        q.add_argument("--stop-after", type=int, metavar="N", help="stop after N iterations of this invocation")
+        add_config_arguments(q, RLConfig)
+        q.set_defaults(func=_cmd_rl_run)
+    q = rl.add_parser("evaluate", help="mean return of a run's agent on training and test levels")
+    q.add_argument("run", metavar="RUN_DIR", help="an rl search or rl train run directory (or its checkpoint.pt)")
+    q.add_argument("--episodes", type=int, help="episodes per level set (default: the run's --eval-episodes)")
+    q.add_argument("--device", default="auto")
+    q.add_argument("--json", action="store_true", help="print the result as JSON")
+    q.set_defaults(func=_cmd_rl_evaluate)
+
     p = sub.add_parser("bench", help="benchmarks (median s/step, images/s, peak memory)")
     p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train", "signals", "estimators",
-                                    "hypergradient"],
+                                    "hypergradient", "rl"],
                    help="search: the search step; train: the evaluation network's training step; rnn-search: the "
                    "recurrent search step; lm-train: the language model's training step; signals: the share of a "
                    "preset's search that its Hessian collapse signal adds; estimators: bias and variance of the "
                    "architecture-gradient estimators (REINFORCE, UNAS, relaxed) against an enumerated gradient; hypergradient: "
-                   "the recurrent second-order gradient exact vs the DARTS authors' way at a search's checkpoint")
+                   "the recurrent second-order gradient exact vs the DARTS authors' way at a search's checkpoint; rl: the RL "
+                   "encoders' milliseconds per frame acting and learning (PPO) on 64x64 frames")
+    p.add_argument("--depths", default="16,32,32", help="rl: the encoders' stage channels")
+    p.add_argument("--act-batch", type=int, default=64, help="rl: environments per acting forward pass")
+    p.add_argument("--rl-genotype", metavar="CELL", help="rl: the fixed cell to time (default: all 3x3 convs)")
     p.add_argument("--run", metavar="RUN_DIR", help="hypergradient: a darts-rnn search run (its checkpoint)")
     p.add_argument("--data", metavar="DIR", help="hypergradient: the corpus directory, if not the run's")
     p.add_argument("--batches", type=int, default=5, help="hypergradient: windows compared")

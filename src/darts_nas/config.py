@@ -37,6 +37,7 @@ class Settings:
     checks (choices, and the fields named in POSITIVE)."""
 
     POSITIVE = ()
+    WHAT = "a"  # how messages name a config of this kind ("not a search config")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -86,6 +87,7 @@ class LanguageModelSettings:
 
 @dataclass
 class SearchConfig(Settings, LanguageModelSettings):
+    WHAT = "a search"
     # data
     dataset: str = _f("cifar10", "dataset (ptb, wikitext-2, text: word-level corpora for a text space such as "
                       "darts-rnn)", IMAGE_DATASETS + TEXT_DATASETS)
@@ -318,6 +320,8 @@ def power_schedule_problems(config) -> list[str]:
 @dataclass
 class TrainConfig(Settings, LanguageModelSettings):
     """Training an evaluation network from scratch (DARTS, arXiv:1806.09055, section 3.3 and appendix A.2); defaults are the CIFAR-10 recipe."""
+
+    WHAT = "a training"
 
     # architecture
     genotype: str = _f("DARTS_V2", "the cell: a published name, a search run directory, a genotype file or "
@@ -708,7 +712,7 @@ def read_config_file(path, cls) -> dict:
         raise DartsNasError(f"--config {p}: expected a JSON object of settings (a run's config.json)")
     unknown = sorted(set(values) - {f.name for f in fields(cls)})
     if unknown:
-        raise DartsNasError(f"--config {p}: not {'a search' if cls is SearchConfig else 'a training'} config "
+        raise DartsNasError(f"--config {p}: not {cls.WHAT} config "
                             f"(unknown settings: {', '.join(unknown[:5])})")
     values.pop("out", None)
     return values

@@ -6,7 +6,8 @@ and one loader for names, files, run directories and pasted text.
 - :class:`RecurrentGenotype` (:mod:`.rnn`): the DARTS recurrent cell, ``Genotype(recurrent=..., concat=...)``;
 - :class:`NB201Arch` (:mod:`.nb201`): a NAS-Bench-201 cell, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``;
 - :class:`ProxylessArch` (:mod:`.mobile`): the 21 layer ops of the ProxylessNAS / MobileNetV2 space;
-- :class:`HyperPath` (:mod:`.hyper`): the path sharpDARTS' HyperCuboid grid search extracts.
+- :class:`HyperPath` (:mod:`.hyper`): the path sharpDARTS' HyperCuboid grid search extracts;
+- :class:`RLCell` (:mod:`.rl`): the single-input cell of RL-DARTS' agent encoders.
 
 Each type names its ``space``, reads and writes its text and JSON forms (``to_text``/``from_text``,
 ``to_dict``/``from_dict``) and loads a spec (``Type.load(spec)``). A new space's genotype type is one more module
@@ -26,6 +27,7 @@ from .cnn import (CNN_OPS, DARTS, DARTS_V1, DARTS_V2, PARAMETER_FREE, PC_DARTS, 
 from .hyper import HYPER_OPS, HyperPath, load_hyper_path
 from .mobile import MOBILE_PRIMITIVES, MOBILE_PUBLISHED, ProxylessArch, load_proxyless_arch
 from .nb201 import NB201_EDGES, NB201_PRIMITIVES, NB201Arch, load_nb201_arch
+from .rl import RL_OP_SETS, RLCell, derive_rl_cell, load_rl_cell
 from .rnn import (RECURRENT_PUBLISHED, RNN_OPS, RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent,
                   load_recurrent_genotype)
 from .text import existing_path, literal_fields, spec_string
@@ -33,7 +35,7 @@ from .text import existing_path, literal_fields, spec_string
 # The genotype type of each space, by the "space" key of the JSON form (a CNN genotype's JSON has none).
 GENOTYPE_TYPES: dict[str, type] = {"darts-cnn": Genotype, "darts-rnn": RecurrentGenotype, "nb201": NB201Arch,
                                    "proxyless": ProxylessArch, "sharp-darts": SharpGenotype,
-                                   "hypercuboid": HyperPath}
+                                   "hypercuboid": HyperPath, "rl-darts": RLCell}
 
 
 def genotype_type(space: str) -> type:
@@ -73,6 +75,8 @@ def _kind_of(s: str) -> type:
         return ProxylessArch
     if "HyperPath" in s:
         return HyperPath
+    if "RLCell" in s:
+        return RLCell
     if s.startswith("|") and "~" in s:
         return NB201Arch
     return Genotype
@@ -112,4 +116,5 @@ __all__ = ["AmoebaNet", "CNN_OPS", "DARTS", "DARTS_V1", "DARTS_V2", "GENOTYPE_TY
            "derive_genotype", "derive_recurrent", "genotype_from_dict", "genotype_type", "get_genotype",
            "literal_fields", "load_cnn_genotype", "load_genotype", "load_nb201_arch", "load_recurrent_genotype",
            "parse_genotype", "save_genotype", "MOBILE_PRIMITIVES", "MOBILE_PUBLISHED", "ProxylessArch",
-           "load_proxyless_arch", "HYPER_OPS", "HyperPath", "load_hyper_path"]
+           "load_proxyless_arch", "HYPER_OPS", "HyperPath", "load_hyper_path", "RL_OP_SETS", "RLCell", "derive_rl_cell",
+           "load_rl_cell"]

@@ -50,8 +50,9 @@ def load_image_genotype(spec):
     """A genotype that builds an image network (a DARTS cell pair or a ProxylessNAS architecture), from any spec."""
     g = spec if isinstance(spec, IMAGE_GENOTYPES) else load_genotype(spec)
     if not isinstance(g, IMAGE_GENOTYPES):
-        raise DartsNasError(f"{type(g).__name__} is not an image network's architecture (expected a DARTS cell pair "
-                            f", a ProxylessArch or a HyperPath)")
+        hint = getattr(g, "trained_by", "")
+        raise DartsNasError(f"{type(g).__name__} is not an image network's architecture (expected a DARTS cell pair"
+                            f", a ProxylessArch or a HyperPath)" + (f"; it trains with {hint}" if hint else ""))
     return g
 
 

@@ -40,7 +40,7 @@ def run_summary(run_dir) -> dict:
         raise DartsNasError(f"{run_dir}: no config.json (not a run directory)")
     config = json.loads(path.read_text())
     if "order" not in config:
-        raise DartsNasError(f"{run_dir}: a training run; compare reads search runs")
+        raise DartsNasError(f"{run_dir}: not a `darts-nas search` run (compare reads search runs)")
     history = read_history(run_dir)
     last = history[-1]
     split = Path(config["split_file"]).name if config.get("split_file") else f"train_portion {config['train_portion']}"

@@ -138,12 +138,13 @@ def signals_figure(history: list[dict]):
     return fig
 
 
-CURVES = (("loss", "_loss"), ("accuracy", "_acc"), ("perplexity", "_ppl"), ("learning rate", "lr"))
+CURVES = (("loss", "_loss"), ("accuracy", "_acc"), ("perplexity", "_ppl"), ("return", "_return"),
+          ("learning rate", "lr"))
 
 
 def curve_series(history: list[dict]) -> dict[str, dict[str, tuple[list, list]]]:
-    """The learning curves by panel: losses (every *_loss), accuracies (*_acc), perplexities (*_ppl), the
-    learning rate; (epochs, values) per key."""
+    """The learning curves by panel: losses (every *_loss), accuracies (*_acc), perplexities (*_ppl), an RL
+    agent's mean returns (*_return), the learning rate; (epochs, values) per key."""
     out: dict[str, dict] = {}
     for panel, suffix in CURVES:
         keys = sorted({k for r in history for k, v in r.items() if isinstance(v, (int, float)) and

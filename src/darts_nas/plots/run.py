@@ -34,7 +34,13 @@ def run_figures(run_dir) -> dict:
     history = read_history(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
     from .cells import cell_figure
 
-    figures = {"cell": cell_figure(run_genotype(run_dir, history), title=run_dir.name)}
+    try:
+        genotype = run_genotype(run_dir, history)
+    except DartsNasError:
+        if not history:
+            raise
+        genotype = None  # a run without a cell (an RL agent with the IMPALA-CNN encoder): its curves only
+    figures = {"cell": cell_figure(genotype, title=run_dir.name)} if genotype is not None else {}
     if history and history[-1].get("grid"):  # a grid search's weights: heat maps rather than one line per column
         figures["grid"] = grid_figure(history)
     elif history:
