@@ -21,21 +21,35 @@ from torch import nn
 from .learner import Learner
 
 
+def _torchrl_gae():
+    """TorchRL's generalized advantage estimate (the rl extra), imported once; gym's import-time notice, which
+    TorchRL triggers when gym is installed, is not ours to print."""
+    import contextlib
+    import io
+
+    from ..errors import DartsNasError
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            from torchrl.objectives.value.functional import generalized_advantage_estimate
+    except ImportError:
+        raise DartsNasError("PPO needs the rl extra: pip install 'darts-nas[rl]' (it installs torchrl)") from None
+    return generalized_advantage_estimate
+
+
 def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float,
         lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and returns of a rollout: rewards, values, dones [T, N] (done[t]: the episode ended with step
     t, so step t + 1 starts another), last_value [N] the value of the state after the last step.
-    delta_t = r_t + gamma V_{t+1} (1 - d_t) - V_t;  A_t = delta_t + gamma lam (1 - d_t) A_{t+1};  R = A + V."""
-    T = rewards.shape[0]
-    adv = torch.zeros_like(rewards)
-    running = torch.zeros_like(last_value)
-    for t in range(T - 1, -1, -1):
-        next_value = last_value if t == T - 1 else values[t + 1]
-        alive = 1.0 - dones[t].to(rewards.dtype)
-        delta = rewards[t] + gamma * next_value * alive - values[t]
-        running = delta + gamma * lam * alive * running
-        adv[t] = running
-    return adv, adv + values
+    delta_t = r_t + gamma V_{t+1} (1 - d_t) - V_t;  A_t = delta_t + gamma lam (1 - d_t) A_{t+1};  R = A + V.
+    Computed by TorchRL's estimator (each copy a batch row, time along dim -2); an episode end is terminal."""
+    estimate = _torchrl_gae()
+    next_values = torch.cat([values[1:], last_value[None]], 0)
+    as_rows = lambda x: x.t().unsqueeze(-1)  # [T, N] -> [N, T, 1]
+    done = as_rows(dones.bool())
+    adv, ret = estimate(gamma, lam, as_rows(values), as_rows(next_values), as_rows(rewards), done, done,
+                        time_dim=-2)
+    return adv.squeeze(-1).t(), ret.squeeze(-1).t()
 
 
 def ppo_loss(logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor,
