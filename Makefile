@@ -4,13 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-train demo-rl test bench bench-gpu bench-gpu-scaling clean
+.PHONY: install demo demo-train demo-rl demo-transformer test bench bench-gpu bench-gpu-scaling clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned in pyproject.toml (torch==2.13.0): on a CPU machine pip takes the CPU wheel. The test extra
-	# brings the optional ones too (plot, tensorboard, export), so their tests run.
+	# brings the optional ones too (plot, tensorboard, export, rl, seq2seq), so their tests run.
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
@@ -32,6 +32,13 @@ demo-rl: $(STAMP)
 	rm -rf runs/rl-demo
 	$(VENV)/bin/darts-nas rl search --preset rl-demo --out runs/rl-demo
 	$(VENV)/bin/darts-nas plot runs/rl-demo
+
+demo-transformer: $(STAMP)
+	rm -rf runs/transformer-demo runs/transformer-demo-train
+	$(VENV)/bin/darts-nas search --preset rev-transformer-copy --dataset reverse --out runs/transformer-demo
+	$(VENV)/bin/darts-nas train --preset rev-transformer-copy-train --dataset reverse --genotype runs/transformer-demo \
+		--out runs/transformer-demo-train
+	$(VENV)/bin/darts-nas plot runs/transformer-demo
 
 test: $(STAMP)
 	$(PY) -m pytest tests

@@ -193,6 +193,14 @@ def test_rl_doc_commands_parse_and_validate():
         pytest.fail("\n".join(problems), pytrace=False)
 
 
+def test_transformer_doc_commands_parse_and_validate():
+    commands = sh_commands(ROOT / "docs" / "transformer.md")
+    assert [argv[0] for _, _, argv in commands][:6] == ["search", "search", "search", "train", "train", "train"]
+    problems = [p for p in (command_problem(*c) for c in commands) if p]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
 def test_a_broken_command_is_reported():
     assert command_problem(1, "darts-nas models", ["models"]) is None
     assert re.search("(?s)line 7: .*the parser refused.*--no-such-flag",

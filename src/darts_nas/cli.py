@@ -16,6 +16,7 @@
     darts-nas bench rnn-search|lm-train --device cpu           time the recurrent search / LM training step
     darts-nas bench signals --preset darts-cifar10             the share of a search its collapse signal adds
     darts-nas bench hypergradient --run RUN_DIR                a recurrent search's exact vs authors' hypergradient
+    darts-nas bench reversible --depths 1,2,4,8                reversible Transformer: memory vs depth
     darts-nas search --config runs/.../config.json --seed 3    repeat a run (flags still override)
     torchrun --nproc_per_node 4 -m darts_nas search ...         the same search on 4 GPUs (or CPU processes)
     darts-nas bench search|train --nproc 2                     per-step time and scaling over 2 processes
@@ -128,6 +129,13 @@ def _cmd_train(args) -> int:
     if done is None:
         return status
     _, result = done
+    if getattr(result, "final", None) is not None and "test_bleu_greedy" in result.final:  # translation
+        f = result.final
+        print(f"\nbest model (epoch {f['epoch']} of {result.epochs_done}): test BLEU {f['test_bleu_greedy']:.2f} "
+              f"greedy, {f['test_bleu_beam']:.2f} with beam {f['beam']} (valid BLEU {f['valid_bleu_greedy']:.2f})")
+        print(f"outputs in {result.run_dir}/: results.json, best.pt, last.pt, checkpoint.pt, metrics.jsonl, "
+              f"network.json, genotype.txt, config.json")
+        return 0
     if getattr(result, "final", None) is not None:  # a language model
         f = result.final
         print(f"\nbest model (epoch {f['epoch']} of {result.epochs_done}): valid perplexity {f['valid_ppl']:.2f}, "
@@ -149,7 +157,11 @@ def _cmd_evaluate(args) -> int:
     r = evaluate_trained(args.checkpoint, device=args.device, data=args.data, dataset=args.dataset,
                          batch_size=args.batch_size, genotype=args.genotype, limit=args.limit)
     if args.json:
-        print(json.dumps({k: v for k, v in r.items() if k != "perplexity"}))
+        print(json.dumps({k: v for k, v in r.items() if k not in ("perplexity", "transformer")}))
+    elif r.get("transformer") and not r.get("perplexity"):
+        print(f"{args.checkpoint} (epoch {r['epoch']}, {r['params'] / 1e6:.2f}M params) on {r['dataset']}: test "
+              f"BLEU {r['test_bleu_greedy']:.2f} greedy, {r['test_bleu_beam']:.2f} with beam {r['beam']}; valid "
+              f"BLEU {r['valid_bleu_greedy']:.2f} greedy")
     elif r.get("perplexity"):
         print(f"{args.checkpoint} (epoch {r['epoch']}, {r['params'] / 1e6:.2f}M params) on {r['dataset']}: "
               f"valid perplexity {r['valid_ppl']:.2f} (loss {r['valid_loss']:.4f}), test perplexity "
@@ -460,7 +472,18 @@ def _cmd_bench(args) -> int:
         raise DartsNasError("--nproc N (N >= 1) times the search or train step over N ranks")
     if args.nproc > 1 and args.cuda_graphs:
         raise DartsNasError("--cuda-graphs is not supported in a distributed run yet; drop it with --nproc")
-    if args.what == "rl":
+    if args.what == "reversible":
+        from .bench import bench_reversible, format_reversible_table
+
+        try:
+            depths = tuple(int(d) for d in args.depths.split(",")) if args.depths != "16,32,32" else (1, 2, 4, 8)
+        except ValueError:
+            raise DartsNasError(f"--depths {args.depths!r}: expected block counts like 1,2,4,8") from None
+        results = bench_reversible(device=args.device, depths=depths, splits=args.splits,
+                                   d_model=args.d_model, batch_size=args.batch_size or 32, length=args.bptt,
+                                   vocab=args.vocab, bank=args.op_bank, steps=args.steps, warmup=args.warmup)
+        table = format_reversible_table(results)
+    elif args.what == "rl":
         from .bench import bench_rl, format_rl_table
 
         try:
@@ -703,14 +726,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks (median s/step, images/s, peak memory)")
     p.add_argument("what", choices=["search", "train", "rnn-search", "lm-train", "signals", "estimators",
-                                    "hypergradient", "rl"],
+                                    "hypergradient", "rl", "reversible"],
                    help="search: the search step; train: the evaluation network's training step; rnn-search: the "
                    "recurrent search step; lm-train: the language model's training step; signals: the share of a "
                    "preset's search that its Hessian collapse signal adds; estimators: bias and variance of the "
                    "architecture-gradient estimators (REINFORCE, UNAS, relaxed) against an enumerated gradient; hypergradient: "
                    "the recurrent second-order gradient exact vs the DARTS authors' way at a search's checkpoint; rl: the RL "
-                   "encoders' milliseconds per frame acting and learning (PPO) on 64x64 frames")
-    p.add_argument("--depths", default="16,32,32", help="rl: the encoders' stage channels")
+                   "encoders' milliseconds per frame acting and learning (PPO) on 64x64 frames; reversible: the reversible "
+                   "Transformer's saved-tensor bytes, peak memory and time against depth, reconstructing vs plain "
+                   "backward")
+    p.add_argument("--splits", type=int, default=2, help="reversible: parts of the hidden state")
+    p.add_argument("--d-model", type=int, default=256, help="reversible: width of each part")
+    p.add_argument("--op-bank", default="evolved", choices=["evolved", "small"], help="reversible: candidate ops")
+    p.add_argument("--depths", default="16,32,32", help="rl: the encoders' stage channels; reversible: the block "
+                   "counts (default 1,2,4,8)")
     p.add_argument("--act-batch", type=int, default=64, help="rl: environments per acting forward pass")
     p.add_argument("--rl-genotype", metavar="CELL", help="rl: the fixed cell to time (default: all 3x3 convs)")
     p.add_argument("--run", metavar="RUN_DIR", help="hypergradient: a darts-rnn search run (its checkpoint)")
@@ -719,7 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=20000, help="estimators: samples per estimate")
     p.add_argument("--preset", nargs="+", help="signals: the presets to time (default: the image presets)")
     p.add_argument("--units", type=int, help="rnn-search / lm-train: hidden size (default 300 / 850)")
-    p.add_argument("--bptt", type=int, default=35, help="rnn-search / lm-train: window length")
+    p.add_argument("--bptt", type=int, default=35, help="rnn-search / lm-train: window length; reversible: "
+                   "sequence length")
     p.add_argument("--vocab", type=int, default=10000, help="rnn-search / lm-train: vocabulary size (PTB: 10000)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, help="default 64 (search) / 96 (train)")

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .data import DATASETS as IMAGE_DATASETS
+from .data.seq2seq import SEQ2SEQ_DATASETS, TOKENIZERS
 from .data.text import CORPORA as TEXT_DATASETS
+from .genotypes.transformer import OP_BANKS, TransformerArch
 from .errors import DartsNasError
 from .precision import PRECISIONS
 from .relaxation import RELAXATIONS, get_relaxation
@@ -86,11 +88,45 @@ class LanguageModelSettings:
 
 
 @dataclass
-class SearchConfig(Settings, LanguageModelSettings):
+class Seq2SeqSettings:
+    """The sequence-to-sequence data's fields (the reversible Transformer space), shared by search and training."""
+
+    task_size: int = _f(4096, "synthetic tasks (copy, reverse, sort): training pairs (valid and test: an eighth "
+                        "each)")
+    min_length: int = _f(3, "synthetic tasks: shortest source sequence")
+    max_length: int = _f(12, "synthetic tasks: longest source sequence")
+    task_symbols: int = _f(16, "synthetic tasks: distinct symbols")
+    tokenizer: str = _f("sentencepiece", "--dataset parallel: a joint subword model trained on the training text "
+                        "(sentencepiece, the seq2seq extra) or whitespace words", TOKENIZERS)
+    subword_vocab: int = _f(8000, "--dataset parallel with sentencepiece: pieces in the subword vocabulary")
+    max_tokens: int = _f(256, "sequence-to-sequence: longest source or target kept, in tokens (longer ones are cut)")
+
+
+@dataclass
+class TransformerSettings:
+    """The reversible Transformer's size, shared by the search space and the network trained from scratch."""
+
+    d_model: int = _f(64, "reversible Transformer: width of each part of the hidden state", space_setting=True)
+    splits: int = _f(2, "reversible Transformer: parts of the hidden state, each updated by its own residual "
+                     "function (2: RevNet's coupling)", space_setting=True)
+    blocks: int = _f(2, "reversible Transformer: reversible blocks in the encoder and in the decoder",
+                     space_setting=True)
+    op_bank: str = _f("evolved", "reversible Transformer search: the candidate ops (evolved: the Evolved "
+                      "Transformer's kinds in several widths and head counts; small: one of each kind)",
+                      tuple(OP_BANKS), space_setting=True)
+    reversible: bool = _f(True, "reversible Transformer: backpropagate by reconstructing each block's inputs "
+                          "(activation memory constant in depth); off: plain autograd", space_setting=True)
+    model_dropout: float = _f(0.1, "reversible Transformer: dropout on the embeddings and each function's output",
+                              space_setting=True)
+
+
+@dataclass
+class SearchConfig(Settings, LanguageModelSettings, Seq2SeqSettings, TransformerSettings):
     WHAT = "a search"
     # data
     dataset: str = _f("cifar10", "dataset (ptb, wikitext-2, text: word-level corpora for a text space such as "
-                      "darts-rnn)", IMAGE_DATASETS + TEXT_DATASETS)
+                      "darts-rnn; copy, reverse, sort, parallel: sequence-to-sequence data for rev-transformer)",
+                      IMAGE_DATASETS + TEXT_DATASETS + SEQ2SEQ_DATASETS)
     data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder: root/<class>/<image>; "
                    "text corpora: the directory of their train/valid/test files)")
     download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
@@ -223,7 +259,8 @@ class SearchConfig(Settings, LanguageModelSettings):
 
     POSITIVE = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
                 "synthetic_size", "log_every", "partial_channels", "cells_per_stage", "neumann_terms", "tau_min",
-                "hessian_batches", "hessian_iters", "units", "bptt")
+                "hessian_batches", "hessian_iters", "units", "bptt", "task_size", "task_symbols", "subword_vocab",
+                "max_tokens", "d_model", "splits", "blocks")
 
     def validate(self) -> "SearchConfig":
         problems = self.generic_problems()
@@ -238,6 +275,7 @@ class SearchConfig(Settings, LanguageModelSettings):
             problems += self.space_setting_problems(space)
             problems += space.config_problems(self)
             problems += text_problems(self, space.data_kind == "text", f"--space {self.space}")
+            problems += seq2seq_problems(self, space.data_kind == "seq2seq", f"--space {self.space}")
             if self.gen_gap and not space.per_example_losses:
                 problems.append(f"--gen-gap pairs training and validation examples; the {self.space} space's "
                                 "batches are not independent examples")
@@ -318,7 +356,7 @@ def power_schedule_problems(config) -> list[str]:
 
 
 @dataclass
-class TrainConfig(Settings, LanguageModelSettings):
+class TrainConfig(Settings, LanguageModelSettings, Seq2SeqSettings, TransformerSettings):
     """Training an evaluation network from scratch (DARTS, arXiv:1806.09055, section 3.3 and appendix A.2); defaults are the CIFAR-10 recipe."""
 
     WHAT = "a training"
@@ -327,8 +365,9 @@ class TrainConfig(Settings, LanguageModelSettings):
     genotype: str = _f("DARTS_V2", "the cell: a published name, a search run directory, a genotype file or "
                        "Genotype(...) text (a recurrent one for a language model)")
     network: str = _f("auto", "evaluation network (auto: proxyless for a ProxylessArch, hyperpath for a HyperPath, "
-                      "rnn for a text corpus, imagenet for --dataset imagenet, else cifar)",
-                      ("auto", "cifar", "imagenet", "rnn", "proxyless", "hyperpath"))
+                      "transformer for a TransformerArch or sequence-to-sequence data, rnn for a text corpus, "
+                      "imagenet for --dataset imagenet, else cifar)",
+                      ("auto", "cifar", "imagenet", "rnn", "proxyless", "hyperpath", "transformer"))
     channels: int = _f(36, "initial channels C")
     layers: int = _f(20, "cells in the network")
     auxiliary: bool = _f(True, "auxiliary head after cell 2*layers//3")
@@ -337,7 +376,7 @@ class TrainConfig(Settings, LanguageModelSettings):
     # data
     dataset: str = _f("cifar10", "dataset (folder/imagenet: ROOT/train/<class>/* and ROOT/val/<class>/*; ptb, "
                       "wikitext-2, text: word-level corpora for a language model)",
-                      IMAGE_DATASETS + ("imagenet",) + TEXT_DATASETS)
+                      IMAGE_DATASETS + ("imagenet",) + TEXT_DATASETS + SEQ2SEQ_DATASETS)
     data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder/imagenet: ROOT; "
                    "text corpora: the directory of their train/valid/test files)")
     download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
@@ -353,6 +392,9 @@ class TrainConfig(Settings, LanguageModelSettings):
     nonmono: int = _f(5, "language model: switch SGD to averaged SGD once the validation loss is worse than the best before the "
                       "last N epochs (0: never)")
     eval_batch_size: int = _f(10, "language model: batch size of the validation perplexity")
+    # reversible Transformer (--network transformer; its size fields are TransformerSettings')
+    beam: int = _f(4, "sequence-to-sequence: beam width of the final BLEU (1: greedy decoding)")
+    warmup_steps: int = _f(0, "Transformer: steps of linear learning-rate warm-up (Adam)")
     test_batch_size: int = _f(1, "language model: batch size of the test perplexity")
     # optimization
     epochs: int = _f(600, "training epochs")
@@ -394,7 +436,8 @@ class TrainConfig(Settings, LanguageModelSettings):
                            "darts-nas[tensorboard])")
 
     POSITIVE = ("channels", "layers", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
-                "log_every", "units", "bptt", "eval_batch_size", "test_batch_size")
+                "log_every", "units", "bptt", "eval_batch_size", "test_batch_size", "task_size", "task_symbols",
+                "subword_vocab", "max_tokens", "d_model", "splits", "blocks", "beam")
 
     def validate(self) -> "TrainConfig":
         problems = self.generic_problems()
@@ -411,7 +454,14 @@ class TrainConfig(Settings, LanguageModelSettings):
                             "negative")
         if self.hue > 0.5:
             problems.append("--hue must be at most 0.5")
-        problems += text_problems(self, self.network_kind() == "rnn", "a language model (--network rnn)")
+        kind = self.network_kind()
+        reads_text = kind == "rnn" or kind == "transformer" and self.dataset in TEXT_DATASETS
+        problems += text_problems(self, reads_text, "a language model (--network rnn, or a decoder-only "
+                                  "TransformerArch)")
+        problems += seq2seq_problems(self, kind == "transformer" and self.dataset not in TEXT_DATASETS,
+                                     "--network transformer")
+        if kind == "transformer" and (self.cuda_graphs or self.precision != "fp32" and self.reversible):
+            problems.append("the reversible Transformer trains without --cuda-graphs, in fp32 unless --no-reversible")
         if self.network_kind() == "rnn" and (self.cuda_graphs or self.precision != "fp32"):
             problems.append("the language model runs in fp32 without --cuda-graphs (its windows vary in length)")
         if self.network_kind() == "imagenet" and self.channels % 2:
@@ -429,8 +479,12 @@ class TrainConfig(Settings, LanguageModelSettings):
     def network_kind(self) -> str:
         if self.network != "auto":
             return self.network
+        if self.dataset in SEQ2SEQ_DATASETS:
+            return "transformer"
         if self.dataset in TEXT_DATASETS:
-            return "rnn"
+            from .genotypes import TransformerArch, genotype_kind
+
+            return "transformer" if genotype_kind(self.genotype) is TransformerArch else "rnn"
         return "imagenet" if self.dataset == "imagenet" else "cifar"
 
 
@@ -451,6 +505,16 @@ def text_problems(c, recurrent: bool, what: str) -> list[str]:
         if min(c.ar, c.tar, c.max_seq_len_delta) < 0:
             problems.append("--ar, --tar and --max-seq-len-delta cannot be negative")
     return problems
+
+
+def seq2seq_problems(c, seq2seq: bool, what: str) -> list[str]:
+    """Sequence-to-sequence data goes with a sequence-to-sequence model and the reverse."""
+    if seq2seq != (c.dataset in SEQ2SEQ_DATASETS):
+        return [f"{what} reads sequence-to-sequence data (--dataset {', '.join(SEQ2SEQ_DATASETS)})" if seq2seq else
+                f"--dataset {c.dataset} is sequence-to-sequence data: it needs an encoder-decoder (search: "
+                f"--space {' or '.join(n for n, s in SPACES.items() if s.data_kind == 'seq2seq')}; train: a "
+                f"TransformerArch genotype)"]
+    return []
 
 
 def speed_label(r: dict) -> str:
@@ -492,6 +556,9 @@ _UNAS = dict(strategy="bilevel", order=1, relaxation="gumbel", estimator="unas",
              gen_gap=0.5, weight_optimizer="adam", lr=3e-4, lr_min=1e-4, weight_decay=3e-4, arch_lr=1e-3,
              arch_lr_schedule="cosine", arch_lr_min=3e-4, arch_beta1=0.9, arch_beta2=0.999, arch_weight_decay=1e-6,
              epochs=100, arch_warmup_epochs=15, train_portion=0.9, batch_size=128, latency_warmup_steps=30000)
+
+_REV_TF = dict(space="rev-transformer", strategy="bilevel", order=1, weight_optimizer="adam", weight_decay=0.0,
+               grad_clip=1.0, arch_beta1=0.9, arch_weight_decay=1e-3, hessian_every=0, seed=0)
 
 PRESETS: dict[str, Preset] = {
     # DARTS paper, CIFAR-10, first order (arXiv:1806.09055, section 3.1.1 and appendix A.1.1).
@@ -599,6 +666,30 @@ PRESETS: dict[str, Preset] = {
     "unas-proxyless-cifar10": Preset(
         "UNAS in the ProxylessNAS space on CIFAR-10 (stem stride 1): 100 epochs (15 weights only)",
         dict(_UNAS, space="proxyless", dataset="cifar10", stem_stride=1, channels=40)),
+    # The reversible Transformer DARTS (Zhao et al., arXiv:2105.14669; no code published, sizes unpublished): the
+    # sizes below are ours. Weights by Adam (Transformers train poorly with DARTS' SGD), first order.
+    "rev-transformer-copy": Preset(
+        "reversible Transformer DARTS on the synthetic copy task (--dataset reverse / sort for the others): 2+2 "
+        "blocks of 2 splits, d 32, the small op bank, 6 epochs; CPU minutes (ours, not the paper's)",
+        dict(_REV_TF, dataset="copy", d_model=32, blocks=2, splits=2, op_bank="small", task_size=2048,
+             batch_size=32, epochs=6, lr=3e-3, lr_min=3e-4, arch_lr=3e-3, model_dropout=0.0, log_every=16)),
+    "rev-transformer-translation": Preset(
+        "reversible Transformer DARTS on a parallel corpus (--data DIR with train/valid/test .src/.tgt): joint "
+        "8k sentencepiece, 3+3 blocks of 3 splits, d 256, the Evolved-Transformer op bank, 30 epochs (ours)",
+        dict(_REV_TF, dataset="parallel", tokenizer="sentencepiece", subword_vocab=8000, max_tokens=128,
+             d_model=256, blocks=3, splits=3, op_bank="evolved", batch_size=64, epochs=30, lr=5e-4, lr_min=5e-5,
+             arch_lr=3e-4, model_dropout=0.1)),
+    "rev-transformer-lm-ptb": Preset(
+        "reversible Transformer DARTS as a decoder-only language model on Penn Treebank: 3 blocks of 2 splits, "
+        "d 128, the Evolved-Transformer op bank (no encoder attention), windows of 64 tokens, 10 epochs (ours)",
+        dict(_REV_TF, space="rev-transformer-lm", dataset="ptb", d_model=128, blocks=3, splits=2,
+             op_bank="evolved", batch_size=32, bptt=64, max_seq_len_delta=0, epochs=10, lr=1e-3, lr_min=1e-4,
+             arch_lr=3e-3, model_dropout=0.1)),
+    "rev-transformer-lm-wt2": Preset(
+        "the same on WikiText-2",
+        dict(_REV_TF, space="rev-transformer-lm", dataset="wikitext-2", d_model=128, blocks=3, splits=2,
+             op_bank="evolved", batch_size=32, bptt=64, max_seq_len_delta=0, epochs=10, lr=1e-3, lr_min=1e-4,
+             arch_lr=3e-3, model_dropout=0.1)),
     # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
     # The alphas' lr is 20x the paper's so that 60 alpha steps visibly move the op weights, and the Hessian signal
     # is off: one estimate costs about a fifth of this short run (docs/benchmarks.md).
@@ -614,6 +705,12 @@ _LM_EVAL = dict(network="rnn", genotype="DARTS_V2", epochs=8000, batch_size=64, 
                 lr=20.0, lr_schedule="constant", momentum=0.0, grad_clip=0.25, dropout=0.75, dropout_x=0.75,
                 dropout_i=0.2, dropout_e=0.1, tar=1e-3, nonmono=5, eval_batch_size=10, test_batch_size=1, seed=1267,
                 log_every=50)
+
+_REV_TF_TRAIN = dict(network="transformer", weight_decay=0.0, grad_clip=1.0, lr_schedule="cosine", beam=4, seed=0,
+                     cutout=0, crop_padding=0, flip=False, auxiliary=False, drop_path_prob=0.0)
+REV_TRANSFORMER_BASELINE_2 = TransformerArch(2, [["attn_4", "ffn"]] * 2, [["attn_4", "enc_attn_4"], ["ffn", "enc_attn_4"]]).to_text()
+REV_TRANSFORMER_BASELINE_3 = TransformerArch(3, [["attn_8", "ffn", "attn_8"]] * 3, [["attn_8", "enc_attn_8", "ffn"]] * 3).to_text()
+REV_TRANSFORMER_LM_BASELINE = TransformerArch(2, [], [["attn_4", "ffn"]] * 3).to_text()
 
 TRAIN_PRESETS: dict[str, Preset] = {
     # DARTS paper (arXiv:1806.09055) section 3.3: the TrainConfig defaults are this recipe.
@@ -671,6 +768,25 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "without auxiliary head and drop-path (ours, not published)",
         dict(dataset="cifar10", genotype="UNAS_PROXYLESS", network="proxyless", channels=40, layers=21,
              auxiliary=False, drop_path_prob=0.0)),
+    # A derived reversible Transformer trained from scratch (Adam 0.9/0.98, warm-up, cosine): our recipes. The
+    # default genotype of each is the hand-made reversible Transformer (attention and feed-forward functions, the
+    # decoder's middle split attending to the encoder), the baseline a search is compared with.
+    "rev-transformer-copy-train": Preset(
+        "a reversible Transformer (default: the attention + FFN baseline) on the copy task: d 32, 10 epochs, "
+        "greedy BLEU each epoch, test BLEU greedy and beam 4 at the end; CPU minutes (ours)",
+        dict(_REV_TF_TRAIN, dataset="copy", genotype=REV_TRANSFORMER_BASELINE_2, d_model=32, task_size=2048,
+             batch_size=32, epochs=10, lr=3e-3, lr_min=1e-4, warmup_steps=50, model_dropout=0.0, log_every=16)),
+    "rev-transformer-translation-train": Preset(
+        "a reversible Transformer on a parallel corpus: joint 8k sentencepiece, d 256, 50 epochs, lr 5e-4 with "
+        "4000 warm-up steps, label smoothing 0.1, beam 4 (ours)",
+        dict(_REV_TF_TRAIN, dataset="parallel", genotype=REV_TRANSFORMER_BASELINE_3, tokenizer="sentencepiece",
+             subword_vocab=8000, max_tokens=128, d_model=256, batch_size=64, epochs=50, lr=5e-4, lr_min=1e-5,
+             warmup_steps=4000, label_smoothing=0.1, model_dropout=0.1)),
+    "rev-transformer-lm-ptb-train": Preset(
+        "a decoder-only reversible Transformer language model on Penn Treebank: d 128, windows of 64, 30 epochs, "
+        "lr 1e-3 with 200 warm-up steps, dropout 0.2 (ours)",
+        dict(_REV_TF_TRAIN, dataset="ptb", genotype=REV_TRANSFORMER_LM_BASELINE, d_model=128, batch_size=32,
+             bptt=64, epochs=30, lr=1e-3, lr_min=1e-5, warmup_steps=200, model_dropout=0.2, eval_batch_size=10)),
     # A few CPU minutes on the bundled sample (800 train / 200 test images): NOT the paper's training.
     "eval-demo": Preset(
         "short CPU demo on the bundled CIFAR-10 sample (not the paper's training)",

@@ -43,8 +43,11 @@ class LanguageModelExport(torch.nn.Module):
 
 def _load(path):
     """(module in eval mode, example inputs, input names, output names, dynamic dims, description, state)."""
-    from .run.dispatch import is_language_model
+    from .run.dispatch import is_language_model, is_transformer
 
+    if is_transformer(path):
+        raise DartsNasError(f"{path}: export covers image networks and recurrent language models; a trained "
+                            "reversible Transformer is not exported yet")
     if is_language_model(path):
         from .run.lm import load_lm
 

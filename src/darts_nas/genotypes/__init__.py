@@ -7,7 +7,8 @@ and one loader for names, files, run directories and pasted text.
 - :class:`NB201Arch` (:mod:`.nb201`): a NAS-Bench-201 cell, ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``;
 - :class:`ProxylessArch` (:mod:`.mobile`): the 21 layer ops of the ProxylessNAS / MobileNetV2 space;
 - :class:`HyperPath` (:mod:`.hyper`): the path sharpDARTS' HyperCuboid grid search extracts;
-- :class:`RLCell` (:mod:`.rl`): the single-input cell of RL-DARTS' agent encoders.
+- :class:`RLCell` (:mod:`.rl`): the single-input cell of RL-DARTS' agent encoders;
+- :class:`TransformerArch` (:mod:`.transformer`): the op of each residual function of a reversible Transformer.
 
 Each type names its ``space``, reads and writes its text and JSON forms (``to_text``/``from_text``,
 ``to_dict``/``from_dict``) and loads a spec (``Type.load(spec)``). A new space's genotype type is one more module
@@ -30,12 +31,14 @@ from .nb201 import NB201_EDGES, NB201_PRIMITIVES, NB201Arch, load_nb201_arch
 from .rl import RL_OP_SETS, RLCell, derive_rl_cell, load_rl_cell
 from .rnn import (RECURRENT_PUBLISHED, RNN_OPS, RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent,
                   load_recurrent_genotype)
+from .transformer import (OP_BANKS, TransformerArch, derive_transformer, load_transformer_arch, op_bank)
 from .text import existing_path, literal_fields, spec_string
 
 # The genotype type of each space, by the "space" key of the JSON form (a CNN genotype's JSON has none).
 GENOTYPE_TYPES: dict[str, type] = {"darts-cnn": Genotype, "darts-rnn": RecurrentGenotype, "nb201": NB201Arch,
                                    "proxyless": ProxylessArch, "sharp-darts": SharpGenotype,
-                                   "hypercuboid": HyperPath, "rl-darts": RLCell}
+                                   "hypercuboid": HyperPath, "rl-darts": RLCell,
+                                   "rev-transformer": TransformerArch}
 
 
 def genotype_type(space: str) -> type:
@@ -77,9 +80,17 @@ def _kind_of(s: str) -> type:
         return HyperPath
     if "RLCell" in s:
         return RLCell
+    if "TransformerArch" in s:
+        return TransformerArch
     if s.startswith("|") and "~" in s:
         return NB201Arch
     return Genotype
+
+
+def genotype_kind(spec) -> type:
+    """The genotype type a spec names, without loading it (a best guess for text that is not yet valid)."""
+    s = spec_string(spec) if not isinstance(spec, tuple(GENOTYPE_TYPES.values())) else None
+    return type(spec) if s is None else _kind_of(s) if s else Genotype
 
 
 def load_genotype(spec, kind: type | None = None):
@@ -117,4 +128,5 @@ __all__ = ["AmoebaNet", "CNN_OPS", "DARTS", "DARTS_V1", "DARTS_V2", "GENOTYPE_TY
            "literal_fields", "load_cnn_genotype", "load_genotype", "load_nb201_arch", "load_recurrent_genotype",
            "parse_genotype", "save_genotype", "MOBILE_PRIMITIVES", "MOBILE_PUBLISHED", "ProxylessArch",
            "load_proxyless_arch", "HYPER_OPS", "HyperPath", "load_hyper_path", "RL_OP_SETS", "RLCell", "derive_rl_cell",
-           "load_rl_cell"]
+           "load_rl_cell", "OP_BANKS", "TransformerArch", "derive_transformer", "load_transformer_arch", "op_bank",
+           "genotype_kind"]

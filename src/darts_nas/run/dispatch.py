@@ -15,10 +15,14 @@ from .common import check_resume, refuse_existing_run
 from .lm import LMSearchRun, LMTrainRun, evaluate_lm_checkpoint, resume_lm_training
 from .search import CHECKPOINT_KIND as SEARCH_KIND
 from .search import SearchRun, search_model_from_checkpoint
+from .seq2seq import (TRANSFORMER_TRAIN_KIND, Seq2SeqSearchRun, TransformerTrainRun, evaluate_transformer_checkpoint,
+                      is_transformer, resume_transformer_training)
 from .train import TrainRun, evaluate_checkpoint, resume_image_training
 
 # The search run of each data kind a space declares (SearchModel.data_kind).
-SEARCH_RUNS = {"images": SearchRun, "text": LMSearchRun}
+SEARCH_RUNS = {"images": SearchRun, "text": LMSearchRun, "seq2seq": Seq2SeqSearchRun}
+# The training run of each network kind that is not an image network.
+TRAIN_RUNS = {"rnn": LMTrainRun, "transformer": TransformerTrainRun}
 
 
 def search_run_class(config: SearchConfig):
@@ -46,7 +50,7 @@ def resume_search(run_dir, echo=print, **changes):
 def start_training(config: TrainConfig, run_dir, echo=print):
     """A training run of an image network, or of a language model for a recurrent configuration."""
     refuse_existing_run(run_dir, "train")
-    return (LMTrainRun if config.network_kind() == "rnn" else TrainRun)(config, run_dir, echo)
+    return TRAIN_RUNS.get(config.network_kind(), TrainRun)(config, run_dir, echo)
 
 
 def resume_training(run_dir, echo=print, **changes):
@@ -57,6 +61,8 @@ def resume_training(run_dir, echo=print, **changes):
     state = load_checkpoint(run_dir)
     if state["kind"] == LM_TRAIN_KIND:
         return resume_lm_training(run_dir, state, echo, **changes)
+    if state["kind"] == TRANSFORMER_TRAIN_KIND:
+        return resume_transformer_training(run_dir, state, echo, **changes)
     if state["kind"] != TRAIN_KIND:
         raise DartsNasError(f"{resolve_checkpoint(run_dir)} holds a {state['kind']!r} checkpoint, not a "
                             f"{TRAIN_KIND!r} one")
@@ -74,7 +80,13 @@ def is_language_model(path) -> bool:
 def evaluate_trained(path, device="auto", data=None, dataset=None, batch_size=None, genotype=None, limit=None,
                      echo=print) -> dict:
     """Evaluate what a training run produced: test accuracy of an image network, or valid and test perplexity of
-    a language model (then ``"perplexity": True`` is in the result)."""
+    a language model (then ``"perplexity": True`` is in the result), or BLEU / perplexity of a Transformer."""
+    if is_transformer(path):
+        if genotype or limit or dataset or batch_size:
+            raise DartsNasError("a trained Transformer is evaluated on its own data's valid and test splits (only "
+                                "--data and --device apply)")
+        result = evaluate_transformer_checkpoint(path, device=device, data=data, echo=echo)
+        return {**result, "transformer": True, **({"perplexity": True} if "test_ppl" in result else {})}
     if is_language_model(path):
         from ..data.text import CORPORA
 

@@ -32,9 +32,12 @@ from .nb201 import NB201SearchModel
 from .prime import PrimeSearchModel
 from .proxyless import ProxylessSearchModel
 from .sharp import SharpDartsSearchModel, SharperSearchModel, SharpSepConvSearchModel
+from .rev_transformer import RevTransformerLMSearchModel, RevTransformerSearchModel
 from .unas_darts import UnasDartsSearchModel
 
 SPACES: dict[str, type[SearchModel]] = {}
+# The kinds of data a space can declare; each has one search run (darts_nas.run.dispatch.SEARCH_RUNS).
+DATA_KINDS = ("images", "text", "seq2seq")
 
 
 def register_space(cls: type[SearchModel]) -> type[SearchModel]:
@@ -42,8 +45,8 @@ def register_space(cls: type[SearchModel]) -> type[SearchModel]:
     Usable as a class decorator."""
     if not (isinstance(cls, type) and issubclass(cls, SearchModel)) or not cls.space:
         raise DartsNasError(f"register_space: {cls!r} is not a SearchModel subclass with a space name")
-    if cls.data_kind not in ("images", "text"):
-        raise DartsNasError(f"register_space: {cls.space}: data_kind must be 'images' or 'text'")
+    if cls.data_kind not in DATA_KINDS:
+        raise DartsNasError(f"register_space: {cls.space}: data_kind must be one of {', '.join(DATA_KINDS)}")
     SPACES[cls.space] = cls
     return cls
 
@@ -54,11 +57,12 @@ def get_space(name: str) -> type[SearchModel]:
 
 for _space in (DartsCNNSearchModel, NB201SearchModel, DartsRNNSearchModel, UnasDartsSearchModel,
                ProxylessSearchModel, SharpDartsSearchModel, SharperSearchModel, SharpSepConvSearchModel,
-               PrimeSearchModel, HyperCuboidSearchModel):
+               PrimeSearchModel, HyperCuboidSearchModel, RevTransformerSearchModel, RevTransformerLMSearchModel):
     register_space(_space)
 
 
 __all__ = ["DartsCNNSearchModel", "DartsRNNSearchModel", "HyperCuboidSearchModel", "MixedOp", "NB201Arch", "NB201SearchModel",
-           "NB201_PRIMITIVES", "PARAMETER_FREE", "PrimeSearchModel", "ProxylessSearchModel", "SharpDartsSearchModel",
+           "NB201_PRIMITIVES", "PARAMETER_FREE", "PrimeSearchModel", "ProxylessSearchModel", "RevTransformerSearchModel",
+           "RevTransformerLMSearchModel", "DATA_KINDS", "SharpDartsSearchModel",
            "SharperSearchModel", "SharpSepConvSearchModel", "SPACES", "SearchCell", "SearchData", "SearchModel",
            "SearchNetwork", "UnasDartsSearchModel", "get_space", "register_space"]

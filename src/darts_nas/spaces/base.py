@@ -95,6 +95,11 @@ class SearchModel(nn.Module):
         columns = self.columns()
         return {k: (columns[k], w) for k, w in self.probabilities().items()}
 
+    def twice_differentiable(self):
+        """A context inside which the loss can be differentiated twice (the Hessian eigenvalue's double backward);
+        a space whose backward is not (the reversible Transformer's reconstruction) computes plainly inside."""
+        return contextlib.nullcontext()
+
     def arch_penalty(self) -> torch.Tensor | None:
         """A term of the space's own that the alphas' objective adds in every strategy (UNAS' pair penalty);
         None for most spaces."""

@@ -13,8 +13,12 @@ def alpha_hessian_eigenvalue(model, batches, iters: int = 20, tol: float = 1e-4,
     """The eigenvalue of largest magnitude of d^2 L / dalpha^2, L the mean loss over `batches` (signed: the
     Rayleigh quotient of the converged vector). Stops after `iters` products or when the estimate changes by less
     than `tol` relative."""
+    with model.twice_differentiable():
+        return _eigenvalue(model, list(batches), iters, tol, generator)
+
+
+def _eigenvalue(model, batches, iters, tol, generator) -> float:
     alphas = model.arch_parameters()
-    batches = list(batches)
     grads = None
     for batch in batches:  # one graph per batch, kept for all the iterations
         loss, _ = model.loss(batch)
