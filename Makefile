@@ -35,8 +35,8 @@ demo-rl: $(STAMP)
 
 demo-transformer: $(STAMP)
 	rm -rf runs/transformer-demo runs/transformer-demo-train
-	$(VENV)/bin/darts-nas search --preset rev-transformer-copy --dataset reverse --out runs/transformer-demo
-	$(VENV)/bin/darts-nas train --preset rev-transformer-copy-train --dataset reverse --genotype runs/transformer-demo \
+	$(VENV)/bin/darts-nas search --preset rev-transformer-copy --out runs/transformer-demo
+	$(VENV)/bin/darts-nas train --preset rev-transformer-copy-train --genotype runs/transformer-demo \
 		--out runs/transformer-demo-train
 	$(VENV)/bin/darts-nas plot runs/transformer-demo
 
