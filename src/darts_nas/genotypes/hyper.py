@@ -8,12 +8,10 @@ steps, a stride-1 one and a stride-2 one; the channels must chain (each step rea
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import DartsNasError
-from .text import _is_int, existing_path, literal_fields, read_text_file, spec_string
+from .text import _is_int, literal_fields, load_typed
 
 HYPER_OPS: tuple[str, ...] = ("ResizablePool", "SharpSepConv")
 
@@ -104,21 +102,4 @@ def load_hyper_path(spec) -> HyperPath:
     """A search run directory's (or file's) genotype.json, or ``HyperPath(...)`` text."""
     if isinstance(spec, HyperPath):
         return spec
-    s = spec_string(spec)
-    path = None if "(" in s else existing_path(s)
-    if path is None:
-        if "HyperPath" in s:
-            return HyperPath.from_text(s)
-        raise DartsNasError(f"{s}: not a HyperCuboid search run directory, file or HyperPath(...) text")
-    target = path / "genotype.json" if path.is_dir() else path
-    if not target.is_file():
-        raise DartsNasError(f"{path}: directory holds no genotype.json (is it a finished search run?)")
-    content = read_text_file(target)
-    try:
-        data = json.loads(content)
-    except ValueError:
-        return HyperPath.from_text(content)
-    try:
-        return HyperPath.from_dict(data)
-    except DartsNasError as e:
-        raise DartsNasError(f"{Path(target)}: {e}") from None
+    return load_typed(spec, HyperPath, "not a HyperCuboid search run directory, file or HyperPath(...) text")

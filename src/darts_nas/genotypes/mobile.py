@@ -14,12 +14,10 @@ Ops: ``mb_k{3,5,7}_e{3,6}`` (MBConv with kernel k and expansion e) and ``zero``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import DartsNasError
-from .text import existing_path, literal_fields, read_text_file, spec_string
+from .text import literal_fields, load_typed, spec_string
 
 MB_OPS: tuple[str, ...] = ("mb_k3_e3", "mb_k3_e6", "mb_k5_e3", "mb_k5_e6", "mb_k7_e3", "mb_k7_e6")
 MOBILE_PRIMITIVES: tuple[str, ...] = ("zero",) + MB_OPS
@@ -147,21 +145,5 @@ def load_proxyless_arch(spec) -> ProxylessArch:
     key = s.strip().upper().replace("-", "_")
     if key in MOBILE_PUBLISHED:
         return MOBILE_PUBLISHED[key]
-    path = None if "(" in s else existing_path(s)
-    if path is None:
-        if "ProxylessArch" in s:
-            return ProxylessArch.from_text(s)
-        raise DartsNasError(f"{s}: not a ProxylessNAS architecture name ({', '.join(MOBILE_PUBLISHED)}), run "
-                            "directory, file or ProxylessArch(ops=[...]) text")
-    target = path / "genotype.json" if path.is_dir() else path
-    if not target.is_file():
-        raise DartsNasError(f"{path}: directory holds no genotype.json (is it a finished search run?)")
-    content = read_text_file(target)
-    try:
-        data = json.loads(content)
-    except ValueError:
-        return ProxylessArch.from_text(content)
-    try:
-        return ProxylessArch.from_dict(data)
-    except DartsNasError as e:
-        raise DartsNasError(f"{Path(target)}: {e}") from None
+    return load_typed(s, ProxylessArch, f"not a ProxylessNAS architecture name ({', '.join(MOBILE_PUBLISHED)}), "
+                      "run directory, file or ProxylessArch(ops=[...]) text")

@@ -12,13 +12,11 @@ predecessors of each node (node 0 has only the input, so it keeps one edge).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import DartsNasError
 from .cnn import PARAMETER_FREE, PRIMITIVES
-from .text import _is_int, existing_path, literal_fields, read_text_file, spec_string
+from .text import _is_int, literal_fields, load_typed
 
 # The op sets an RL-DARTS cell is searched over. "rl" is the authors' default (Conv3x3, Relu, Tanh,
 # SkipConnection, Zero; their darts_ops.DEFAULT_SEARCH_SPACE); "darts" is DARTS' CNN op set at stride 1.
@@ -144,21 +142,4 @@ def load_rl_cell(spec) -> RLCell:
     """An RL search run directory's (or file's) genotype.json, or ``RLCell(...)`` text."""
     if isinstance(spec, RLCell):
         return spec
-    s = spec_string(spec)
-    path = None if "(" in s else existing_path(s)
-    if path is None:
-        if "RLCell" in s:
-            return RLCell.from_text(s)
-        raise DartsNasError(f"{s}: not an RL-DARTS search run directory, genotype file or RLCell(...) text")
-    target = path / "genotype.json" if path.is_dir() else path
-    if not target.is_file():
-        raise DartsNasError(f"{path}: directory holds no genotype.json (is it an RL-DARTS search run?)")
-    content = read_text_file(target)
-    try:
-        data = json.loads(content)
-    except ValueError:
-        return RLCell.from_text(content)
-    try:
-        return RLCell.from_dict(data)
-    except DartsNasError as e:
-        raise DartsNasError(f"{Path(target)}: {e}") from None
+    return load_typed(spec, RLCell, "not an RL-DARTS search run directory, genotype file or RLCell(...) text")

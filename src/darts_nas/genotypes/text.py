@@ -4,6 +4,7 @@ walk (never ``eval``), plus the small helpers the genotype types use to check an
 from __future__ import annotations
 
 import ast
+import json
 import numbers
 import os
 from pathlib import Path
@@ -178,3 +179,27 @@ def spec_string(spec, what: str = "genotype spec") -> str:
     if not isinstance(spec, str):
         raise DartsNasError(f"{what} must be a string, got {type(spec).__name__}")
     return spec.strip()
+
+
+def load_typed(spec, cls, not_this: str):
+    """What every genotype type's loader does for a spec that is not a published name: a run directory's (or a
+    file's) genotype.json, a file of its text form, or the text itself (``TypeName(...)``). `not_this` ends the
+    message for a spec that is none of these."""
+    s = spec_string(spec)
+    path = None if "(" in s else existing_path(s)
+    if path is None:
+        if cls.__name__ in s:
+            return cls.from_text(s)
+        raise DartsNasError(f"{s}: {not_this}")
+    target = path / "genotype.json" if path.is_dir() else path
+    if not target.is_file():
+        raise DartsNasError(f"{path}: directory holds no genotype.json (is it a finished search run?)")
+    content = read_text_file(target)
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return cls.from_text(content)
+    try:
+        return cls.from_dict(data)
+    except DartsNasError as e:
+        raise DartsNasError(f"{Path(target)}: {e}") from None

@@ -13,12 +13,10 @@ would only shorten the network; DARTS drops ``none`` the same way).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import DartsNasError
-from .text import existing_path, literal_fields, read_text_file, spec_string
+from .text import literal_fields, load_typed
 
 # The op bank. The decoder's adds attention to the encoder's output; a language model's decoder has no encoder.
 ENCODER_OPS: tuple[str, ...] = ("zero", "identity", "attn_2", "attn_4", "attn_8", "sep_conv_3", "sep_conv_5",
@@ -157,22 +155,5 @@ def load_transformer_arch(spec) -> TransformerArch:
     """A search run directory's (or file's) genotype.json, or ``TransformerArch(...)`` text."""
     if isinstance(spec, TransformerArch):
         return spec
-    s = spec_string(spec)
-    path = None if "(" in s else existing_path(s)
-    if path is None:
-        if "TransformerArch" in s:
-            return TransformerArch.from_text(s)
-        raise DartsNasError(f"{s}: not a reversible Transformer search run directory, genotype file or "
-                            "TransformerArch(...) text")
-    target = path / "genotype.json" if path.is_dir() else path
-    if not target.is_file():
-        raise DartsNasError(f"{path}: directory holds no genotype.json (is it a search run?)")
-    content = read_text_file(target)
-    try:
-        data = json.loads(content)
-    except ValueError:
-        return TransformerArch.from_text(content)
-    try:
-        return TransformerArch.from_dict(data)
-    except DartsNasError as e:
-        raise DartsNasError(f"{Path(target)}: {e}") from None
+    return load_typed(spec, TransformerArch, "not a reversible Transformer search run directory, genotype file or "
+                      "TransformerArch(...) text")
