@@ -182,6 +182,17 @@ def test_the_layers_import_downward_only():
     torch.manual_seed(0)  # keep the global generator as other tests expect after this module
 
 
+def test_the_ops_are_the_lowest_layer():
+    """Every op family is a module of the ops package, which imports nothing of the package but itself and errors."""
+    graph = import_graph()
+    families = {"darts", "sharp", "nb201", "unas", "hypercuboid", "mobile", "rl", "transformer"}
+    assert {f"darts_nas.ops.{f}" for f in families} <= set(graph)
+    for module, deps in graph.items():
+        if module == "darts_nas.ops" or module.startswith("darts_nas.ops."):
+            bad = [d for d in deps if not (d == "darts_nas.errors" or d.startswith("darts_nas.ops"))]
+            assert not bad, f"{module} imports {bad}"
+
+
 # -- a run's config.json given back, and any strategy in the bench ---------------------------------------------
 def test_a_runs_config_repeats_it_with_flags_overriding(tmp_path, capsys):
     first, second = tmp_path / "first", tmp_path / "second"

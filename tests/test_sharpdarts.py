@@ -19,8 +19,7 @@ from darts_nas.nets import build_network, create_model
 from darts_nas.nets.hyperpath import HyperPathNetwork
 from darts_nas.relaxation import max_w
 from darts_nas.run.common import cosine_power_lr
-from darts_nas.sharp_ops import (SHARP_PRIMITIVES, SHARPER_PRIMITIVES, ResizablePool, SharpSepConv, make_sharp_op,
-                                 mid_channels)
+from darts_nas.ops import SHARP_PRIMITIVES, SHARPER_PRIMITIVES, ResizablePool, SharpSepConv, mid_channels, sharp_op
 from darts_nas.spaces import HyperCuboidSearchModel, SharpDartsSearchModel, SharperSearchModel
 from darts_nas.spaces.hypercuboid import channel_counts
 
@@ -80,7 +79,7 @@ def test_resizable_pool_is_its_definition(kind):
 @pytest.mark.parametrize("stride", [1, 2])
 def test_every_sharp_op_keeps_its_shape_and_its_widths(name, stride):
     C = 8
-    op = make_sharp_op(name, C, stride, search=False)
+    op = sharp_op(name, C, stride, search=False)
     x = torch.randn(2, C, 8, 8)
     assert op(x).shape == (2, C, 8 // stride, 8 // stride)
     if isinstance(op, SharpSepConv):

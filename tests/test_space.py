@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from darts_nas.errors import DartsNasError
 from darts_nas.genotypes import PRIMITIVES
-from darts_nas.ops import FactorizedReduce, Zero, make_op
+from darts_nas.ops import FactorizedReduce, Zero, darts_op
 from darts_nas.spaces import DartsCNNSearchModel, MixedOp
 from darts_nas.spaces.darts_cnn import SearchCell, edge_weights
 
@@ -64,29 +64,29 @@ def test_ops_keep_or_halve_the_resolution():
     for name in PRIMITIVES + ("sep_conv_7x7", "conv_7x1_1x7"):
         for stride in (1, 2):
             for search in (True, False):
-                y = make_op(name, 8, stride, search)(x)
+                y = darts_op(name, 8, stride, search)(x)
                 assert y.shape == (2, 8, 16 // stride, 16 // stride), (name, stride)
     assert FactorizedReduce(8, 12)(x).shape == (2, 12, 8, 8)
 
 
 def test_pooling_semantics():
     x = torch.arange(16.0).reshape(1, 1, 4, 4)
-    avg = make_op("avg_pool_3x3", 1, 1, search=False)(x)
+    avg = darts_op("avg_pool_3x3", 1, 1, search=False)(x)
     assert avg[0, 0, 0, 0] == (0 + 1 + 4 + 5) / 4  # padding not counted
-    mx = make_op("max_pool_3x3", 1, 1, search=False)(x)
+    mx = darts_op("max_pool_3x3", 1, 1, search=False)(x)
     assert mx[0, 0, 0, 0] == 5
-    search_pool = make_op("max_pool_3x3", 1, 1, search=True)
+    search_pool = darts_op("max_pool_3x3", 1, 1, search=True)
     assert isinstance(search_pool.bn, torch.nn.BatchNorm2d) and not search_pool.bn.affine
 
 
 def test_sep_conv_structure():
-    op = make_op("sep_conv_3x3", 4, 2, search=False)
+    op = darts_op("sep_conv_3x3", 4, 2, search=False)
     convs = [m for m in op.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.kernel_size for c in convs] == [(3, 3), (1, 1), (3, 3), (1, 1)]
     assert [c.stride for c in convs] == [(2, 2), (1, 1), (1, 1), (1, 1)]
     assert [c.groups for c in convs] == [4, 1, 4, 1]
     assert all(c.bias is None for c in convs)
-    dil = make_op("dil_conv_5x5", 4, 1, search=False)
+    dil = darts_op("dil_conv_5x5", 4, 1, search=False)
     assert [m.dilation for m in dil.modules() if isinstance(m, torch.nn.Conv2d)] == [(2, 2), (1, 1)]
 
 

@@ -390,7 +390,7 @@ UNAS_IMAGENET = Genotype(
 @dataclass(frozen=True)
 class SharpGenotype(Genotype):
     """A cell pair of the sharpDARTS spaces (Hundt, Jain, Hager, arXiv:1903.09900): DARTS' format, but the op
-    names are sharpDARTS' (:mod:`darts_nas.sharp_ops`: sep/dil/flood/choke convolutions are SharpSepConvs, pools
+    names are sharpDARTS' (:mod:`darts_nas.ops.sharp`: sep/dil/flood/choke convolutions are SharpSepConvs, pools
     ResizablePools), so it prints as ``SharpGenotype(normal=..., ...)`` and its JSON names the space."""
 
     space = "sharp-darts"

@@ -1,6 +1,6 @@
 """The evaluation cell built from a genotype, drop-path, and the auxiliary heads (DARTS, arXiv:1806.09055, section 3.3 and appendix A.2).
 
-The cell reuses the search space's ops (``ops.make_op(search=False)``: affine BN with running statistics, no BN
+The cell reuses the search space's ops (``ops.darts_op(..., search=False)``: affine BN with running statistics, no BN
 after pooling), so a genotype means exactly the same ops in search and evaluation.
 """
 
@@ -10,11 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import FactorizedReduce, Identity, ReLUConvBN, make_op
-from ..sharp_ops import make_sharp_op
+from ..ops import FactorizedReduce, Identity, ReLUConvBN, darts_op, sharp_op
 
 # What a genotype's op names mean (its type's ``op_family``): DARTS' ops or sharpDARTS' SharpSepConv family.
-OP_FAMILIES = {"darts": make_op, "sharp": make_sharp_op}
+OP_FAMILIES = {"darts": darts_op, "sharp": sharp_op}
 
 
 def drop_path(x: torch.Tensor, drop_prob) -> torch.Tensor:
@@ -36,7 +35,7 @@ class EvalCell(nn.Module):
     concat of the genotype's concat states. Ops reading the two inputs have stride 2 in a reduction cell."""
 
     def __init__(self, edges, concat, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool,
-                 make=make_op):
+                 make=darts_op):
         super().__init__()
         self.reduction = reduction
         self.channels = (C_prev_prev, C_prev, C)

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import DartsNasError
 from ..genotypes import HyperPath
-from ..sharp_ops import ResizablePool, SharpSepConv
+from ..ops import SharpSepConv, hyper_op
 
 HEAD_CHANNELS = 768
 
@@ -34,9 +34,8 @@ class HyperPathNetwork(nn.Module):
                             auxiliary=False, in_channels=in_channels, head=head)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, genotype.stem, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(genotype.stem))
-        self.blocks = nn.Sequential(*(
-            ResizablePool(c_in, c_out, stride, "max") if op == "ResizablePool" else SharpSepConv(c_in, c_out, 3, stride)
-            for stride, c_in, c_out, op in genotype.steps))
+        self.blocks = nn.Sequential(*(hyper_op(op, c_in, c_out, stride, search=False)
+                                      for stride, c_in, c_out, op in genotype.steps))
         self.head = SharpSepConv(genotype.out_channels, head, 3)
         self.auxiliary_head = None
         self.classifier = nn.Linear(head, num_classes)

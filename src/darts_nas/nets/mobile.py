@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DartsNasError
-from ..genotypes.mobile import HEAD_CHANNELS, LAYERS, STEM_CHANNELS, ProxylessArch, layer_plan, make_divisible, mb_params
-from ..ops import MBConv
+from ..genotypes.mobile import HEAD_CHANNELS, LAYERS, STEM_CHANNELS, ProxylessArch, layer_plan, make_divisible
+from ..ops import MBConv, mobile_op
 
 
 def conv_bn_relu6(C_in: int, C_out: int, kernel: int, stride: int, search: bool) -> nn.Sequential:
@@ -71,8 +71,7 @@ class ProxylessNetwork(nn.Module):
                 self.blocks.append(nn.Identity())
                 self.shortcut.append(False)
                 continue
-            kernel, expansion = mb_params(op)
-            self.blocks.append(MBConv(c_in, c_out, kernel, stride, expansion, search=False))
+            self.blocks.append(mobile_op(op, c_in, c_out, stride, search=False))
             self.shortcut.append(may_skip)
         head = make_divisible(HEAD_CHANNELS * width) if width > 1 else HEAD_CHANNELS
         self.head = conv_bn_relu6(plan[-1][1], head, 1, 1, search=False)

@@ -1,5 +1,5 @@
-"""The reversible Transformer: the op bank of the residual functions, the function (pre-LayerNorm, one op or a
-weighted mix of ops, dropout), and the encoder-decoder / decoder-only network over multi-split reversible stacks
+"""The reversible Transformer: the residual function (pre-LayerNorm, one op or a weighted mix of the op bank's ops,
+dropout), and the encoder-decoder / decoder-only network over multi-split reversible stacks
 (:mod:`darts_nas.nets.reversible`). The search space and the network trained from scratch are the same class:
 the search gives every function the whole bank and passes op weights; a derived architecture gives each
 function its one op.
@@ -8,12 +8,8 @@ Shapes: tokens ``[B, T]``; the hidden state's parts ``[B, T, d]``. Token id 0 is
 function: ``(memory [B, S, d] or None, self-attention mask [B or 1, 1, T, T] (True: may attend) or None,
 encoder-attention mask [B, 1, 1, S] or None, keep [B, T, 1] (1 on tokens, 0 on padding) or None)``.
 
-Ops (names as in :mod:`darts_nas.genotypes.transformer`): ``attn_H`` self-attention with H heads; ``enc_attn_H``
-attention to the encoder output; ``sep_conv_K`` depthwise K-wide conv, ReLU, pointwise; ``light_conv_K`` GLU
-input projection, lightweight conv (Wu et al., arXiv:1901.10430: K-wide kernels shared by the channels of each of
-4 heads, softmax-normalized over the width), output projection; ``dw_conv_K`` depthwise conv; ``glu`` a linear
-layer to 2d and a gated linear unit; ``ffn`` d -> 4d -> d with ReLU; ``identity``; ``zero`` (skipped). In a
-decoder every convolution is causal (padded on the left only).
+The op bank of the functions (its names as in :mod:`darts_nas.genotypes.transformer`) is
+:mod:`darts_nas.ops.transformer`; ``zero`` has no module and is skipped.
 """
 
 from __future__ import annotations
@@ -24,139 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops import transformer_op
 from .reversible import ReversibleBlock, ReversibleStack
 
 PAD = 0
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, d: int, heads: int):
-        super().__init__()
-        if d % heads:
-            raise ValueError(f"d_model {d} is not divisible by {heads} heads")
-        self.heads = heads
-        self.qkv = nn.Linear(d, 3 * d)
-        self.out = nn.Linear(d, d)
-
-    def forward(self, x, side):
-        B, T, d = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=side[1])
-        return self.out(y.transpose(1, 2).reshape(B, T, d))
-
-
-class EncoderAttention(nn.Module):
-    def __init__(self, d: int, heads: int):
-        super().__init__()
-        if d % heads:
-            raise ValueError(f"d_model {d} is not divisible by {heads} heads")
-        self.heads = heads
-        self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.out = nn.Linear(d, d)
-
-    def forward(self, x, side):
-        memory = side[0]
-        B, T, d = x.shape
-        S = memory.shape[1]
-        q = self.q(x).view(B, T, self.heads, d // self.heads).transpose(1, 2)
-        k, v = self.kv(memory).view(B, S, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=side[2])
-        return self.out(y.transpose(1, 2).reshape(B, T, d))
-
-
-def _conv_input(x, side, k: int, causal: bool):
-    """[B, T, d] -> [B, d, T + pad] with padding tokens zeroed (they must not leak into their neighbours)."""
-    if side[3] is not None:
-        x = x * side[3]
-    x = x.transpose(1, 2)
-    return F.pad(x, (k - 1, 0) if causal else (k // 2, k // 2))
-
-
-class DepthwiseConv(nn.Module):
-    def __init__(self, d: int, k: int, causal: bool):
-        super().__init__()
-        self.k, self.causal = k, causal
-        self.conv = nn.Conv1d(d, d, k, groups=d)
-
-    def forward(self, x, side):
-        return self.conv(_conv_input(x, side, self.k, self.causal)).transpose(1, 2)
-
-
-class SeparableConv(nn.Module):
-    def __init__(self, d: int, k: int, causal: bool):
-        super().__init__()
-        self.depthwise = DepthwiseConv(d, k, causal)
-        self.pointwise = nn.Linear(d, d)
-
-    def forward(self, x, side):
-        return self.pointwise(F.relu(self.depthwise(x, side)))
-
-
-class LightweightConv(nn.Module):
-    def __init__(self, d: int, k: int, causal: bool, heads: int = 4):
-        super().__init__()
-        if d % heads:
-            raise ValueError(f"d_model {d} is not divisible by {heads} lightweight-conv heads")
-        self.k, self.causal, self.heads = k, causal, heads
-        self.inp = nn.Linear(d, 2 * d)
-        self.kernel = nn.Parameter(torch.randn(heads, k) * 0.1)
-        self.out = nn.Linear(d, d)
-
-    def forward(self, x, side):
-        d = x.shape[-1]
-        h = F.glu(self.inp(x), dim=-1)
-        w = torch.softmax(self.kernel, dim=-1).repeat_interleave(d // self.heads, dim=0).unsqueeze(1)  # [d, 1, k]
-        y = F.conv1d(_conv_input(h, side, self.k, self.causal), w, groups=d)
-        return self.out(y.transpose(1, 2))
-
-
-class GLU(nn.Module):
-    def __init__(self, d: int):
-        super().__init__()
-        self.proj = nn.Linear(d, 2 * d)
-
-    def forward(self, x, side):
-        return F.glu(self.proj(x), dim=-1)
-
-
-class FeedForward(nn.Module):
-    def __init__(self, d: int, expand: int = 4):
-        super().__init__()
-        self.fc1 = nn.Linear(d, expand * d)
-        self.fc2 = nn.Linear(expand * d, d)
-
-    def forward(self, x, side):
-        return self.fc2(F.relu(self.fc1(x)))
-
-
-class Identity(nn.Module):
-    def forward(self, x, side):
-        return x
-
-
-def make_op(name: str, d: int, causal: bool) -> nn.Module | None:
-    """The op of a name (None for ``zero``)."""
-    if name == "zero":
-        return None
-    if name == "identity":
-        return Identity()
-    kind, _, arg = name.rpartition("_")
-    if kind == "attn":
-        return SelfAttention(d, int(arg))
-    if kind == "enc_attn":
-        return EncoderAttention(d, int(arg))
-    if kind == "sep_conv":
-        return SeparableConv(d, int(arg), causal)
-    if kind == "light_conv":
-        return LightweightConv(d, int(arg), causal)
-    if kind == "dw_conv":
-        return DepthwiseConv(d, int(arg), causal)
-    if name == "glu":
-        return GLU(d)
-    if name == "ffn":
-        return FeedForward(d)
-    raise ValueError(f"unknown Transformer op {name!r}")
 
 
 class TransformerFunction(nn.Module):
@@ -167,7 +34,7 @@ class TransformerFunction(nn.Module):
         super().__init__()
         self.names = tuple(ops)
         self.norm = nn.LayerNorm(d)
-        self.ops = nn.ModuleList([make_op(n, d, causal) or nn.Identity() for n in self.names])
+        self.ops = nn.ModuleList([transformer_op(n, d, causal) or nn.Identity() for n in self.names])
         self.active = [k for k, n in enumerate(self.names) if n != "zero"]
         self.drop = nn.Dropout(dropout)
 

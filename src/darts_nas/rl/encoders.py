@@ -22,47 +22,10 @@ from torch import nn
 
 from ..errors import DartsNasError, registry_lookup
 from ..genotypes.rl import RLCell, derive_rl_cell, op_set
-from ..ops import Identity, Zero, make_op
+from ..ops import rl_op
 from ..spaces.mixed import MixedOp
 
 FEATURES = 256
-
-
-class _Act(nn.Module):
-    """A parameter-free elementwise op of the authors' set."""
-
-    starts_with_relu = False
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
-
-
-class _Conv3x3(nn.Conv2d):
-    """The authors' Conv3x3: a 3x3 conv with bias, same padding, no nonlinearity."""
-
-    starts_with_relu = False
-
-    def __init__(self, C: int):
-        super().__init__(C, C, 3, padding=1)
-
-
-def make_rl_op(name: str, C: int) -> nn.Module:
-    """One op of either op set at stride 1."""
-    if name == "conv_3x3":
-        return _Conv3x3(C)
-    if name == "relu":
-        return _Act(torch.relu)
-    if name == "tanh":
-        return _Act(torch.tanh)
-    if name == "skip_connect":
-        return Identity()
-    if name == "none":
-        return Zero(1)
-    return make_op(name, C, 1, search=True)
 
 
 def node_norm(x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +38,7 @@ class SearchCell(nn.Module):
     def __init__(self, C: int, primitives, nodes: int):
         super().__init__()
         self.nodes = nodes
-        self.edges = nn.ModuleList(MixedOp(C, 1, primitives, make=lambda n, c, s: make_rl_op(n, c))
+        self.edges = nn.ModuleList(MixedOp(C, 1, primitives, make=lambda n, c, s: rl_op(n, c))
                                    for i in range(nodes) for _ in range(i + 1))
         self.project = nn.Conv2d(nodes * C, C, 1)
 
@@ -94,7 +57,7 @@ class FixedCell(nn.Module):
     def __init__(self, C: int, genotype: RLCell):
         super().__init__()
         self.inputs = [[j for _, j in node] for node in genotype.nodes]
-        self.ops = nn.ModuleList(nn.ModuleList(make_rl_op(op, C) for op, _ in node) for node in genotype.nodes)
+        self.ops = nn.ModuleList(nn.ModuleList(rl_op(op, C) for op, _ in node) for node in genotype.nodes)
         self.project = nn.Conv2d(len(genotype.nodes) * C, C, 1)
 
     def forward(self, x):

@@ -176,7 +176,7 @@ class DartsCNNSearchModel(SearchModel):
     space = "darts-cnn"
     genotype_type = Genotype
     default_primitives: tuple[str, ...] = PRIMITIVES  # a subclass's own op set (sharpDARTS, DARTS-PRIME)
-    op_factory = None      # make(name, C, stride) of the supernet's ops; None: DARTS' (darts_nas.ops)
+    op_factory = None      # make(name, C, stride) of the supernet's ops; None: DARTS' (ops.darts_op)
     node_norm = False      # a BatchNorm (no affine parameters) on each node's sum (DARTS-PRIME)
     settings = frozenset({"layers", "nodes", "stem_multiplier", "partial_channels", "edge_normalization",
                           "fuse_ops", "checkpoint_cells", "channels_last", "cuda_graphs", "split_file",

@@ -34,8 +34,7 @@ from torch import nn
 
 from ..errors import DartsNasError
 from ..genotypes import HYPER_OPS, HyperPath
-from ..ops import batch_norm
-from ..sharp_ops import ResizablePool, SharpSepConv
+from ..ops import SharpSepConv, batch_norm, hyper_op
 from .base import SearchData, SearchModel, parameter_count_millions
 
 HEAD_CHANNELS = 768
@@ -45,13 +44,6 @@ def channel_counts(C: int, count: int) -> list[int]:
     """2^floor(log2 C) times 1, 2, 4, ... (`count` of them)."""
     base = 2 ** int(math.floor(math.log2(C)))
     return [base * 2 ** i for i in range(count)]
-
-
-def hyper_op(op: str, C_in: int, C_out: int, stride: int, search: bool) -> nn.Module:
-    """A HyperCuboid op: ResizablePool (3x3 max pool, then 1x1 conv + BN when the width changes) or SharpSepConv."""
-    if op == "ResizablePool":
-        return ResizablePool(C_in, C_out, stride, "max", search, pool_bn=False)
-    return SharpSepConv(C_in, C_out, 3, stride, affine=not search, track_running_stats=not search)
 
 
 class HyperCuboidNetwork(nn.Module):

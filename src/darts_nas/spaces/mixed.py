@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..genotypes import PRIMITIVES
-from ..ops import Zero, join_partial, make_op, split_partial
+from ..ops import Zero, darts_op, join_partial, split_partial
 
 
 class MixedOp(nn.Module):
@@ -35,7 +35,7 @@ class MixedOp(nn.Module):
         for k, name in enumerate(primitives):
             if name == "none":
                 continue
-            self.ops.append(make(name, C // partial, stride) if make else make_op(name, C // partial, stride, True))
+            self.ops.append(make(name, C // partial, stride) if make else darts_op(name, C // partial, stride, True))
             self.columns.append(k)
         self.shared_relu = any(op.starts_with_relu for op in self.ops)
         self.zero = Zero(stride)  # what a selected `none` outputs (GDAS)

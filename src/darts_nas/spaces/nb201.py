@@ -17,27 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DartsNasError
-from ..ops import Identity, Pool, ReLUConvBN
+from ..ops import ReLUConvBN, nb201_op
 from .base import SearchData, SearchModel, parameter_count_millions
 from .mixed import MixedOp
 
 from ..genotypes.nb201 import NB201_EDGES, NB201_PRIMITIVES, NB201Arch
-
-
-def nb201_op(name: str, C: int, stride: int) -> nn.Module:
-    """The search version of a NAS-Bench-201 op: nor_conv is ReLU-conv-BN (affine-free, batch statistics), the
-    pool has no BN (unlike the DARTS space)."""
-    if stride != 1:
-        raise DartsNasError("NAS-Bench-201 cell ops have stride 1")
-    if name == "skip_connect":
-        return Identity()
-    if name in ("nor_conv_1x1", "nor_conv_3x3"):
-        k = int(name[-1])
-        return ReLUConvBN(C, C, k, 1, k // 2, affine=False, track_running_stats=False)
-    if name == "avg_pool_3x3":
-        return Pool("avg", C, 1, search_bn=False)
-    raise DartsNasError(f"unknown NAS-Bench-201 op {name!r}")
 
 
 class NB201SearchCell(nn.Module):

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from ..genotypes.mobile import (LAYERS, MB_OPS, MOBILE_PRIMITIVES, STEM_CHANNELS, ProxylessArch, layer_plan,
-                                make_divisible, HEAD_CHANNELS, mb_params)
+                                make_divisible, HEAD_CHANNELS)
 from ..nets.mobile import MobileStem, conv_bn_relu6
-from ..ops import MBConv
+from ..ops import mobile_op
 from .base import SearchData, SearchModel
 
 GROUPS = ("change", "skippable")
@@ -34,7 +34,7 @@ class MixedLayer(nn.Module):
     def __init__(self, C_in: int, C_out: int, stride: int, skip: bool):
         super().__init__()
         self.skip = skip
-        self.ops = nn.ModuleList(MBConv(C_in, C_out, *_ks(op, stride), search=True) for op in MB_OPS)
+        self.ops = nn.ModuleList(mobile_op(op, C_in, C_out, stride, search=True) for op in MB_OPS)
         self.offset = 1 if skip else 0  # column of the first MBConv (after `zero`)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, selected: int | None = None) -> torch.Tensor:
@@ -48,11 +48,6 @@ class MixedLayer(nn.Module):
                 term = w[k + self.offset] * op(x)
                 out = term if out is None else out + term
         return x + out if self.skip else out
-
-
-def _ks(op: str, stride: int) -> tuple[int, int, int]:
-    kernel, expansion = mb_params(op)
-    return kernel, stride, expansion
 
 
 class ProxylessSupernet(nn.Module):

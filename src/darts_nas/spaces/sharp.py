@@ -1,5 +1,5 @@
 """sharpDARTS' two cell spaces (Hundt, Jain, Hager, arXiv:1903.09900): DARTS' supernet and derivation over
-sharpDARTS' op sets (:mod:`darts_nas.sharp_ops`).
+sharpDARTS' op sets (:mod:`darts_nas.ops.sharp`).
 
 - ``sharp-darts``: the 9-op sharpDARTS space (none, max pool, skip, and SharpSepConvs: sep, dil, flood, dil-flood,
   choke, dil-choke), the space SHARP_DARTS was found in;
@@ -16,7 +16,7 @@ Annealing (``--lr-schedule cosine-power``) are the run's settings, as in any spa
 from __future__ import annotations
 
 from ..genotypes import PRIMITIVES, SharpGenotype
-from ..sharp_ops import SHARP_PARAMETER_FREE, SHARP_PRIMITIVES, SHARPER_PRIMITIVES, sharp_search_op
+from ..ops import SHARP_PARAMETER_FREE, SHARP_PRIMITIVES, SHARPER_PRIMITIVES, sharp_search_op
 from .base import SearchData
 from .darts_cnn import DartsCNNSearchModel
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..errors import DartsNasError
 from ..genotypes import PARAMETER_FREE, Genotype
-from ..ops import Pool, make_op
+from ..ops import unas_op
 from .base import SearchData, SearchModel
 from .darts_cnn import SearchNetwork, num_edges
 
@@ -40,13 +40,6 @@ from .darts_cnn import SearchNetwork, num_edges
 UNAS_PRIMITIVES: tuple[str, ...] = ("skip_connect", "sep_conv_3x3", "max_pool_3x3", "dil_conv_3x3", "sep_conv_5x5",
                                     "avg_pool_3x3", "sep_conv_7x7")
 CELLS = ("normal", "reduce")
-
-
-def unas_op(name: str, C: int, stride: int) -> nn.Module:
-    """The search version of an op: DARTS' (affine-free BN with batch statistics), pools without BN."""
-    if name in ("max_pool_3x3", "avg_pool_3x3"):
-        return Pool(name[:3], C, stride, search_bn=False)
-    return make_op(name, C, stride, True)
 
 
 def combined_edge_weights(w_ops: torch.Tensor, w_in: list[torch.Tensor]) -> torch.Tensor:

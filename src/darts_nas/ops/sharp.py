@@ -10,7 +10,7 @@ the authors' code (ahundt/sharpDARTS operations.py @6f593d4; nothing copied).
   the authors' code), followed by a 1x1 conv and BN (eps 1e-3) when the channel count changes.
 - ``skip_connect`` is the identity, or DARTS' FactorizedReduce on a stride-2 edge; ``none`` is zero.
 
-As for DARTS' ops (:mod:`darts_nas.ops`), ``search=True`` gives the supernet's version (BN without affine
+As for DARTS' ops (:mod:`darts_nas.ops.darts`), ``search=True`` gives the supernet's version (BN without affine
 parameters, batch statistics; the search adds a BN after each pool, as the authors' search does), ``search=False``
 the evaluation network's.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .ops import FactorizedReduce, Identity, ReLUOp, Zero, batch_norm
+from .darts import FactorizedReduce, Identity, ReLUOp, Zero, batch_norm
 
 # The sharpDARTS space (9 ops) and the "sharper" space (12 ops), in the authors' column order.
 SHARP_PRIMITIVES: tuple[str, ...] = (
@@ -95,7 +95,7 @@ def mid_channels(name: str, C: int, choke: int = 32) -> int:
     return C if rule == "out" else 4 * C if rule == "flood" else choke
 
 
-def make_sharp_op(name: str, C: int, stride: int, search: bool, choke: int = 32) -> nn.Module:
+def sharp_op(name: str, C: int, stride: int, search: bool, choke: int = 32) -> nn.Module:
     """Op `name` of the sharpDARTS spaces on C channels (see the module docstring)."""
     affine = track = not search
     if name == "none":
@@ -112,4 +112,4 @@ def make_sharp_op(name: str, C: int, stride: int, search: bool, choke: int = 32)
 
 def sharp_search_op(name: str, C: int, stride: int) -> nn.Module:
     """The supernet's version (the `make` of :class:`darts_nas.spaces.mixed.MixedOp`)."""
-    return make_sharp_op(name, C, stride, True)
+    return sharp_op(name, C, stride, True)

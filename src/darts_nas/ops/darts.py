@@ -163,7 +163,7 @@ def join_partial(processed: torch.Tensor, bypass: torch.Tensor, K: int, dim: int
     return channel_shuffle(torch.cat([processed, bypass], dim), K, dim)
 
 
-def make_op(name: str, C: int, stride: int, search: bool) -> nn.Module:
+def darts_op(name: str, C: int, stride: int, search: bool) -> nn.Module:
     """Build op `name` on C channels. ``search=True`` gives the supernet's version (affine-free BN with batch
     statistics, BN after pooling); ``search=False`` the evaluation nets' (affine BN with running statistics)."""
     affine = not search
@@ -185,31 +185,3 @@ def make_op(name: str, C: int, stride: int, search: bool) -> nn.Module:
     if name == "conv_7x1_1x7":
         return Conv7x1_1x7(C, C, stride, affine, track)
     raise KeyError(f"unknown op {name!r}")
-
-
-
-class MBConv(nn.Module):
-    """MobileNetV2's inverted residual body (Sandler et al., arXiv:1801.04381), as the ProxylessNAS space uses it
-    (arXiv:1812.00332): 1x1 expansion to e * C_in (absent for e = 1), BN, ReLU6; depthwise k x k (stride s), BN,
-    ReLU6; 1x1 projection to C_out, BN. No residual here: the network adds the shortcut. BN eps 1e-3; ``search``
-    gives affine-free BN with batch statistics (the supernet), else affine BN with running statistics."""
-
-    starts_with_relu = False
-
-    def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, expansion: int, search: bool):
-        super().__init__()
-        mid = C_in * expansion
-        self.kernel, self.expansion, self.stride = kernel, expansion, stride
-
-        def bn(c):
-            return nn.BatchNorm2d(c, eps=1e-3, affine=not search, track_running_stats=not search)
-
-        layers = []
-        if expansion != 1:
-            layers += [nn.Conv2d(C_in, mid, 1, bias=False), bn(mid), nn.ReLU6(inplace=False)]
-        layers += [nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False), bn(mid),
-                   nn.ReLU6(inplace=False), nn.Conv2d(mid, C_out, 1, bias=False), bn(C_out)]
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x):
-        return self.body(x)
