@@ -186,7 +186,8 @@ def test_the_command_line_sits_on_top():
     """The command's modules (darts_nas.cli and its command groups) are imported by nothing but the command's entry
     points; the benchmarks they run (darts_nas.bench and its modules) never import the command back."""
     graph = import_graph()
-    assert {"darts_nas.cli.runs", "darts_nas.cli.bench", "darts_nas.bench.search", "darts_nas.bench.common"} <= set(graph)
+    assert {"darts_nas.cli.runs", "darts_nas.cli.bench", "darts_nas.bench.search",
+            "darts_nas.bench.common"} <= set(graph)
     entry = {"darts_nas.__main__", "darts_nas.cli.__main__"}
     for module, deps in graph.items():
         if module not in entry and not (module == "darts_nas.cli" or module.startswith("darts_nas.cli.")):
