@@ -4,7 +4,7 @@ synthetic data, one module per benchmark (common: what they share).
 Each configuration runs in a child process so that its peak memory is its own (on CPU the figure is the child's
 peak resident set size, which includes PyTorch itself; on CUDA it is ``torch.cuda.max_memory_allocated``).
 Figures are medians over timed steps after warm-up; images/s counts the training batch of a step, as the
-figures quoted from the DARTS paper's code in docs/benchmarks.md do. The tables hold only what the command
+original DARTS code's figures quoted in docs/benchmarks.md do. The tables hold only what the command
 measured in this run on this machine.
 """
 
