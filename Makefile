@@ -47,7 +47,7 @@ bench: $(STAMP)
 	$(VENV)/bin/darts-nas bench search --device cpu
 	$(VENV)/bin/darts-nas bench train --device cpu
 
-# Issue 4's GPU figures, on a machine that already has CUDA PyTorch (no venv: PYTHONPATH=src); JSON in runs/bench-gpu.
+# The GPU figures of the README's targets, on a machine that already has CUDA PyTorch (no venv: PYTHONPATH=src); JSON in runs/bench-gpu.
 # Each line is one child process per configuration; the tables land in docs/benchmarks.md by hand, with the date.
 GPU_BENCH := PYTHONPATH=src $(PYTHON) -m darts_nas bench
 bench-gpu:

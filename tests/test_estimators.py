@@ -170,7 +170,7 @@ def test_estimator_settings_are_checked():
             preset_config("darts-cifar10", **kw).validate()
 
 
-def test_a_search_with_the_unas_estimator_resumes_exactly(tmp_path):
+def test_a_search_with_the_reinforce_estimator_and_the_unas_gap_resumes_exactly(tmp_path):
     from darts_nas.cli import main
 
     args = ["search", "--preset", "darts-nb201", "--dataset", "synthetic", "--synthetic-size", "32", "--batch-size",

@@ -1,4 +1,4 @@
-"""The reversible Transformer space (issue: memory-efficient Transformer DARTS, arXiv:2105.14669): the multi-split
+"""The reversible Transformer space (memory-efficient Transformer DARTS, arXiv:2105.14669): the multi-split
 coupling and its inverse, the reconstructing backward against plain autograd in float64, the memory it saves,
 derivation, the data, decoding, BLEU, and the commands end to end."""
 
