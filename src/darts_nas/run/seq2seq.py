@@ -25,15 +25,13 @@ from ..fileio import atomic_write_json
 from ..genotypes import TransformerArch, load_transformer_arch
 from ..nets.rnn import lm_cross_entropy
 from ..nets.transformer import beam_decode, greedy_decode, seq2seq_loss, transformer_from_arch
-from .checkpoint import BEST, CHECKPOINT, MODEL_KIND, load_checkpoint, resolve_checkpoint
+from .checkpoint import BEST, CHECKPOINT, MODEL_KIND, TRANSFORMER_TRAIN_KIND, load_checkpoint, resolve_checkpoint
 from .common import (cosine_lr, epoch_seed, genotype_label, resolve_device, restore_states, save_training_files,
                      set_lr, write_training_start)
 from .log import Progress, format_duration
 from .loop import EpochRun
 from .lm import load_text, perplexity, stream_loss
 from .search import SearchRun, build_search_model
-
-TRANSFORMER_TRAIN_KIND = "darts-nas/train-transformer"
 
 
 def _single_process(what: str) -> None:
