@@ -281,7 +281,11 @@ def start_rl(config: RLConfig, run_dir, echo=print, command: str = "rl train") -
 def resume_rl(run_dir, echo=print, **changes) -> RLRun:
     run_dir = Path(run_dir)
     check_resume(run_dir, changes)
-    state = load_checkpoint(run_dir, kind=RL_KIND)
+    return rl_from_state(run_dir, load_checkpoint(run_dir, kind=RL_KIND), echo, **changes)
+
+
+def rl_from_state(run_dir, state: dict, echo=print, **changes) -> RLRun:
+    """The RL run of a loaded checkpoint `state`, ready to continue (resume_rl checks and loads it)."""
     config = RLConfig.from_dict({**state["config"], **changes})
     run = RLRun(config, run_dir, echo, state.get("command", "rl train"))
     run.load_state(state)
@@ -307,9 +311,10 @@ def evaluate_rl(path, episodes: int | None = None, device: str = "auto", levels=
     return out
 
 
-def derive_rl(path):
-    """The cell an RL search's supernet derives at its checkpoint: (genotype, a header line, the op-weight table)."""
-    state = load_checkpoint(path, kind=RL_KIND)
+def derive_rl(path, state: dict | None = None):
+    """The cell an RL search's supernet derives at its checkpoint: (genotype, a header line, the op-weight table);
+    `state`: the checkpoint, already loaded."""
+    state = state if state is not None else load_checkpoint(path, kind=RL_KIND)
     config = RLConfig.from_dict(state["config"])
     if config.encoder != "darts":
         raise DartsNasError(f"{path}: an rl train run of the {config.encoder} encoder has no alphas to derive from")

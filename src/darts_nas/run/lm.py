@@ -419,12 +419,13 @@ def resume_lm_training(run_dir, state: dict, echo=print, **changes) -> LMTrainRu
 # ----------------------------------------------------------------------------------------------------------------
 # evaluation of a trained language model
 # ----------------------------------------------------------------------------------------------------------------
-def load_lm(path, map_location="cpu") -> tuple[RNNModel, dict]:
-    """The language model in a model file (best.pt / last.pt), an LM training checkpoint, or a run directory."""
+def load_lm(path, map_location="cpu", state: dict | None = None) -> tuple[RNNModel, dict]:
+    """The language model in a model file (best.pt / last.pt), an LM training checkpoint, or a run directory;
+    `state`: that file, already loaded."""
     p = Path(path)
     if p.is_dir():
         p = p / BEST if (p / BEST).is_file() else p / CHECKPOINT
-    state = load_checkpoint(resolve_checkpoint(p), map_location=map_location)
+    state = state if state is not None else load_checkpoint(resolve_checkpoint(p), map_location=map_location)
     if state.get("model_hparams", {}).get("kind") != "rnn" or "vocab" not in state:
         raise DartsNasError(f"{p} does not hold a trained language model")
     try:
@@ -436,10 +437,11 @@ def load_lm(path, map_location="cpu") -> tuple[RNNModel, dict]:
     return model, state
 
 
-def evaluate_lm_checkpoint(path, device="auto", data=None, dataset=None, batch_size=None, echo=print, corpus: Corpus | None = None, splits=("valid", "test")) -> dict:
+def evaluate_lm_checkpoint(path, device="auto", data=None, dataset=None, batch_size=None, echo=print,
+                           corpus: Corpus | None = None, splits=("valid", "test"), state: dict | None = None) -> dict:
     """Perplexity of a trained language model on the valid and test splits of its corpus (or another directory in
-    the same layout, whose words must all be in the model's vocabulary)."""
-    model, state = load_lm(path)
+    the same layout, whose words must all be in the model's vocabulary). `state`: the file load_lm reads, loaded."""
+    model, state = load_lm(path, state=state)
     config = TrainConfig.from_dict(state["config"])
     dev = resolve_device(device)
     if corpus is None:

@@ -388,11 +388,13 @@ def resume_transformer_training(run_dir, state: dict, echo=print, **changes) -> 
 # ----------------------------------------------------------------------------------------------------------------
 # evaluation
 # ----------------------------------------------------------------------------------------------------------------
-def load_transformer(path, map_location="cpu"):
+def load_transformer(path, map_location="cpu", state: dict | None = None):
+    """The Transformer of a model file, a training checkpoint or a run directory (its best.pt); `state`: that
+    file, already loaded."""
     p = Path(path)
     if p.is_dir():
         p = p / BEST if (p / BEST).is_file() else p / CHECKPOINT
-    state = load_checkpoint(resolve_checkpoint(p), map_location=map_location)
+    state = state if state is not None else load_checkpoint(resolve_checkpoint(p), map_location=map_location)
     if state.get("model_hparams", {}).get("kind") != "transformer":
         raise DartsNasError(f"{p} does not hold a trained Transformer")
     try:
@@ -405,10 +407,11 @@ def load_transformer(path, map_location="cpu"):
 
 
 def evaluate_transformer_checkpoint(path, device="auto", data=None, beam: int | None = None, corpus=None,
-                                    echo=print) -> dict:
+                                    echo=print, state: dict | None = None) -> dict:
     """A trained Transformer's figures: valid and test perplexity (a language model), or valid greedy BLEU and
-    test BLEU greedy and by beam search (translation), on its data (or `data`, in the same layout)."""
-    model, state = load_transformer(path)
+    test BLEU greedy and by beam search (translation), on its data (or `data`, in the same layout). `state`: the
+    file load_transformer reads, already loaded."""
+    model, state = load_transformer(path, state=state)
     config = TrainConfig.from_dict({**state["config"], **({"data": data} if data else {})})
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -435,12 +438,5 @@ def evaluate_transformer_checkpoint(path, device="auto", data=None, beam: int | 
     return out
 
 
-def is_transformer(path) -> bool:
-    p = Path(path)
-    if p.is_dir():
-        p = next((p / f for f in (BEST, CHECKPOINT) if (p / f).is_file()), p)
-    return load_checkpoint(p).get("model_hparams", {}).get("kind") == "transformer"
-
-
 __all__ = ["Seq2SeqSearchRun", "TransformerTrainRun", "evaluate_transformer_checkpoint", "final_text",
-           "is_transformer", "load_transformer", "resume_transformer_training"]
+           "load_transformer", "resume_transformer_training"]
