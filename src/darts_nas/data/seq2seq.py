@@ -14,7 +14,9 @@ Datasets (``--dataset``):
 
 Ids 0..3 are padding, BOS, EOS and unknown. A batch is ``(src [B, S], tgt_in [B, T], tgt_out [B, T])``: the
 target with BOS prepended as the decoder's input and with EOS appended as what it predicts, padded with 0 to the
-batch's longest. BLEU is sacrebleu's corpus BLEU on detokenized text (the ``seq2seq`` extra).
+batch's longest. A run pads each split once into device tensors (:class:`DevicePairs`) and gathers each
+epoch's shuffled batches from them by index on the device; ``length_buckets`` sorts the pairs by length within
+windows of batches first, to pad less. BLEU is sacrebleu's corpus BLEU on detokenized text (the ``seq2seq`` extra).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """An RL run (``darts-nas rl search`` / ``rl train``): iterations of (act in the environments for
---rollout-steps steps, update the learner), a checkpoint and a metrics line after each, the derived cell of the
-supernet as it goes, and an evaluation on training and test levels at the end.
+--rollout-steps steps, update the learner) on the shared epoch loop (an iteration is the loop's epoch), a
+checkpoint and a metrics line after each, the derived cell of the supernet as it goes, and an evaluation on
+training and test levels at the end.
 
 Everything that decides the future is in the checkpoint (agent, optimizers, replay, environment state, current
 frames, running episode returns, random generators), so a resumed run on the CPU continues bit for bit."""
