@@ -502,3 +502,30 @@ def test_bench_rl_times_every_encoder(capsys):
     out = capsys.readouterr().out
     for name in ("IMPALA-CNN", "supernet, authors' ops", "supernet, DARTS ops", "fixed cell"):
         assert f"| {name}" in out
+
+
+def test_the_nan_stop_is_the_shared_epoch_loops(tmp_path, monkeypatch):
+    """An RL run is an EpochRun: a non-finite figure of an update stops it inside the shared loop, before that
+    iteration is saved, and the run resumes from the last good checkpoint."""
+    from darts_nas.run.loop import EpochRun
+
+    c = RLConfig.from_dict(dict(env="corridor", num_envs=2, rollout_steps=4, minibatch_size=8, frames=24,
+                                encoder="impala", depths="2", progress=False, out=str(tmp_path / "r")))
+    run = start_rl(c, c.out, echo=lambda *a: None)
+    assert isinstance(run, EpochRun)
+    update = run.learner.update
+    calls = {"n": 0}
+
+    def flaky(obs):
+        calls["n"] += 1
+        parts = update(obs)
+        return {**parts, "value_loss": torch.tensor(float("inf"))} if calls["n"] == 2 else parts
+
+    monkeypatch.setattr(run.learner, "update", flaky)
+    with pytest.raises(NonFiniteLoss, match="the value loss became inf in iteration 2.*\\(iteration 1\\)"):
+        run.run()
+    state = load_checkpoint(tmp_path / "r", kind=RL_KIND)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    assert len((tmp_path / "r" / "metrics.jsonl").read_text().splitlines()) == 1
+    result = resume_rl(tmp_path / "r", echo=lambda *a: None).run()
+    assert result.finished and result.epochs_done == 3

@@ -434,3 +434,23 @@ def test_cli_evaluate_of_a_search_checkpoint_is_refused(tmp_path):
                            epochs=1, progress=False, device="cpu"), tmp_path / "s", quiet).run()
     p = run_cli("evaluate", str(tmp_path / "s"))
     assert p.returncode == 2 and "not a trained network" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("target", ["dir", "last.pt", "checkpoint.pt"])
+def test_evaluate_trained_reads_the_checkpoint_once(tmp_path, monkeypatch, target):
+    from darts_nas.run import evaluate_trained
+
+    start_training(tiny(epochs=1), tmp_path / "t", echo=quiet).run()
+    path = tmp_path / "t" if target == "dir" else tmp_path / "t" / target
+    real = torch.load
+    loads = []
+
+    def counting(*a, **k):
+        loads.append(a[0])
+        return real(*a, **k)
+
+    monkeypatch.setattr(torch, "load", counting)
+    r = evaluate_trained(path, device="cpu", echo=quiet)
+    assert len(loads) == 1, loads
+    assert r["top1"] == pytest.approx(evaluate_checkpoint(tmp_path / "t" / (target if target != "dir" else "last.pt"),
+                                                          device="cpu", progress=False, echo=quiet)["top1"])

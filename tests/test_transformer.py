@@ -13,8 +13,8 @@ from torch import nn
 
 from darts_nas.cli import main
 from darts_nas.config import SearchConfig
-from darts_nas.data.seq2seq import (BOS, EOS, SentencePieceTokenizer, WordTokenizer, corpus_bleu, load_seq2seq,
-                                    synthetic_pairs)
+from darts_nas.data.seq2seq import (BOS, EOS, DevicePairs, SentencePieceTokenizer, WordTokenizer, bucket_by_length,
+                                    corpus_bleu, load_seq2seq, synthetic_pairs)
 from darts_nas.errors import DartsNasError
 from darts_nas.genotypes import TransformerArch, derive_transformer, load_genotype
 from darts_nas.genotypes.transformer import SMALL_DECODER_OPS, SMALL_ENCODER_OPS
@@ -430,3 +430,77 @@ def test_word_tokenizer_round_trip_and_unknowns():
     tok = WordTokenizer.train(["a b c", "c d"])
     assert tok.decode(tok.encode("a d b")) == "a d b"
     assert tok.decode(tok.encode("a zzz")) == "a <unk>"
+
+
+# -- the device-side batches ----------------------------------------------------------------------------------
+def _host_batches(pairs, batch_size, generator=None, drop_last=True):
+    """The batches as they were built on the host: each batch's lists padded to its own longest sequence."""
+    src, tgt = pairs
+    order = torch.randperm(len(src), generator=generator).tolist() if generator is not None else \
+        list(range(len(src)))
+    stop = len(order) - len(order) % batch_size if drop_last else len(order)
+
+    def pad(rows):
+        out = torch.zeros(len(rows), max(1, max(len(r) for r in rows)), dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        return out
+
+    out = []
+    for k in range(0, stop, batch_size):
+        s = [src[i] for i in order[k:k + batch_size]]
+        t = [tgt[i] for i in order[k:k + batch_size]]
+        out.append((pad(s), pad([[BOS] + y for y in t]), pad([y + [EOS] for y in t])))
+    return out
+
+
+@pytest.mark.parametrize("batch_size,drop_last,seed", [(4, True, 3), (5, False, 3), (7, True, None),
+                                                        (40, False, None), (1, True, 0)])
+def test_device_batches_are_the_host_built_ones(batch_size, drop_last, seed):
+    g = torch.Generator().manual_seed(11)
+    pairs = tuple([torch.randint(4, 30, (int(torch.randint(0, 9, (1,), generator=g)),), generator=g).tolist()
+                   for _ in range(37)] for _ in range(2))  # empty sequences too
+    gen = (lambda: torch.Generator().manual_seed(seed)) if seed is not None else (lambda: None)
+    want = _host_batches(pairs, batch_size, gen(), drop_last)
+    got = DevicePairs(pairs, "cpu").epoch(batch_size, gen(), drop_last)
+    assert len(got) == len(want)
+    for a, b in zip(want, got):
+        for x, y in zip(a, b):
+            assert x.shape == y.shape and x.dtype == y.dtype and torch.equal(x, y) and y.is_contiguous()
+    assert [tuple(t.shape[1] for t in b[:2]) for b in got[:2]] == [tuple(t.shape[1] for t in b[:2])
+                                                                    for b in want[:2]]
+
+
+def test_length_buckets_keep_every_pair_once_and_pad_less():
+    g = torch.Generator().manual_seed(5)
+    lengths = torch.randint(1, 40, (64,), generator=g).tolist()
+    pairs = ([[5] * n for n in lengths], [[6] * n for n in lengths])
+    plain = DevicePairs(pairs, "cpu").epoch(8, torch.Generator().manual_seed(1))
+    bucketed = DevicePairs(pairs, "cpu").epoch(8, torch.Generator().manual_seed(1), length_buckets=4)
+    seen = sorted(int((b[0][i] != 0).sum()) for b in bucketed for i in range(8))
+    assert seen == sorted(lengths)
+    padded = [sum(b[0].numel() for b in bs) for bs in (plain, bucketed)]
+    assert padded[1] < padded[0]
+    assert bucket_by_length(torch.arange(6), torch.tensor([3, 1, 2, 9, 8, 7]), 3, 1).tolist() == [1, 2, 0, 5, 4, 3]
+
+
+def test_validation_runs_the_model_once_per_batch(tmp_path, monkeypatch):
+    import darts_nas.run.seq2seq as seq2seq_run
+    from darts_nas.config import TrainConfig
+
+    arch = "TransformerArch(splits=2, encoder=[['attn_4', 'ffn']], decoder=[['enc_attn_4', 'ffn']])"
+    c = TrainConfig(genotype=arch, dataset="copy", d_model=16, task_size=64, max_length=5, batch_size=4, epochs=1,
+                    progress=False, device="cpu")
+    run = seq2seq_run.TransformerTrainRun(c, tmp_path / "t", echo=lambda *a: None)
+    monkeypatch.setattr(seq2seq_run, "decode_split", lambda *a, **k: (["s1 s2"], ["s1 s2"]))  # BLEU aside
+    run.model.eval()
+    with torch.no_grad():
+        want = [(seq2seq_loss(run.model(b[0], b[1]), b[2]), b[2]) for b in run.val_batches]
+    tokens = sum(int((y != 0).sum()) for _, y in want)
+    calls = []
+    handle = run.model.register_forward_hook(lambda *a: calls.append(1))
+    metrics = run.validate()
+    handle.remove()
+    assert len(run.val_batches) >= 2 and len(calls) == len(run.val_batches)
+    assert metrics["val_loss"] == pytest.approx(sum(float(l) * int((y != 0).sum()) for l, y in want) / tokens,
+                                                rel=1e-12)

@@ -43,19 +43,21 @@ class LanguageModelExport(torch.nn.Module):
 
 def _load(path):
     """(module in eval mode, example inputs, input names, output names, dynamic dims, description, state)."""
-    from .run.dispatch import is_language_model, is_transformer
+    from .run.checkpoint import LM_TRAIN_KIND, TRANSFORMER_TRAIN_KIND
+    from .run.dispatch import load_trained, trained_kind
 
-    if is_transformer(path):
+    file, state = load_trained(path)
+    if trained_kind(state) == TRANSFORMER_TRAIN_KIND:
         raise DartsNasError(f"{path}: export covers image networks and recurrent language models; a trained "
                             "reversible Transformer is not exported yet")
-    if is_language_model(path):
+    if trained_kind(state) == LM_TRAIN_KIND:
         from .run.lm import load_lm
 
-        model, state = load_lm(path)
+        model, state = load_lm(file, state=state)
         return model, state, True
     from .run.train import load_network
 
-    model, state = load_network(path)
+    model, state = load_network(file, state=state)
     return model, state, False
 
 

@@ -87,28 +87,14 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_derive(args) -> int:
-    from ..run.checkpoint import load_checkpoint
-    from ..run.search import search_model_from_checkpoint
-    from ..rl.run import RL_KIND, derive_rl
+    from ..run.dispatch import derive_checkpoint
 
-    if load_checkpoint(args.run)["kind"] == RL_KIND:
-        genotype, header, table = derive_rl(args.run)
-        print(json.dumps(genotype.to_dict()) if args.json else f"{header}\n{genotype.to_text()}")
-        if args.alphas:
-            print(table)
-        return 0
-    model, state = search_model_from_checkpoint(args.run)
-    genotype = model.genotype()
-    if args.json:
-        print(json.dumps(genotype.to_dict()))
-    else:
-        print(f"# epoch {state['epoch']}/{state['config']['epochs']} of {args.run}")
-        print(genotype.to_text())
-        extra = model.derivation_text()
-        if extra:
-            print(extra)
+    derived = derive_checkpoint(args.run)
+    print(json.dumps(derived.genotype.to_dict()) if args.json else f"{derived.header}\n{derived.genotype.to_text()}")
+    if derived.notes and not args.json:
+        print(derived.notes)
     if args.alphas:
-        print(model.alpha_table())
+        print(derived.alpha_table())
     return 0
 
 

@@ -14,12 +14,15 @@ Datasets (``--dataset``):
 
 Ids 0..3 are padding, BOS, EOS and unknown. A batch is ``(src [B, S], tgt_in [B, T], tgt_out [B, T])``: the
 target with BOS prepended as the decoder's input and with EOS appended as what it predicts, padded with 0 to the
-batch's longest. BLEU is sacrebleu's corpus BLEU on detokenized text (the ``seq2seq`` extra).
+batch's longest. A run pads each split once into device tensors (:class:`DevicePairs`) and gathers each
+epoch's shuffled batches from them by index on the device; ``length_buckets`` sorts the pairs by length within
+windows of batches first, to pad less. BLEU is sacrebleu's corpus BLEU on detokenized text (the ``seq2seq`` extra).
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,15 +226,101 @@ def make_batch(src_ids, tgt_ids, device):
             pad_batch(tgt_ids, suffix=EOS, device=device))
 
 
-def batches(pairs, batch_size: int, device, generator: torch.Generator | None = None, drop_last: bool = True):
-    """The padded batches of (source ids, target ids) lists, shuffled by `generator` (None: in order). Built on
-    the host once per epoch and moved to the device whole."""
-    src, tgt = pairs
-    order = torch.randperm(len(src), generator=generator).tolist() if generator is not None else \
-        list(range(len(src)))
-    stop = len(order) - len(order) % batch_size if drop_last else len(order)
-    return [make_batch([src[i] for i in order[k:k + batch_size]], [tgt[i] for i in order[k:k + batch_size]],
-                       device) for k in range(0, stop, batch_size)]
+def batches(pairs, batch_size: int, device, generator: torch.Generator | None = None, drop_last: bool = True,
+            length_buckets: int = 0) -> "EpochBatches":
+    """The padded batches of (source ids, target ids) lists, shuffled by `generator` (None: in order); see
+    :class:`DevicePairs` (a run builds that once per split and reuses it)."""
+    return DevicePairs(pairs, device).epoch(batch_size, generator, drop_last, length_buckets)
+
+
+class DevicePairs:
+    """A split's pairs padded once into device tensors (source, decoder input with BOS, target with EOS, each
+    [pairs, longest]); an epoch's batches are gathered from them by index on the device, each cut to its own
+    longest sequence, so a batch is exactly what padding its pairs alone gives. Lengths stay on the host: the
+    widths of a whole epoch come from them without reading the device."""
+
+    def __init__(self, pairs, device):
+        src, tgt = pairs
+        self.device = device
+        self.src = pad_batch(src, device=device)
+        self.tgt_in = pad_batch(tgt, prefix=BOS, device=device)
+        self.tgt_out = pad_batch(tgt, suffix=EOS, device=device)
+        self.src_len = torch.tensor([max(len(x), 1) for x in src], dtype=torch.long)
+        self.tgt_len = torch.tensor([len(y) + 1 for y in tgt], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.src_len)
+
+    def epoch(self, batch_size: int, generator: torch.Generator | None = None, drop_last: bool = True,
+              length_buckets: int = 0) -> "EpochBatches":
+        """The batches of an epoch: pairs in the order of one permutation drawn from `generator` (None: in
+        order), cut in `batch_size` (the last, smaller one dropped with `drop_last`). `length_buckets` N > 0: the
+        pairs of each window of N batches are first sorted by length (less padding), and the batches of the epoch
+        then shuffled by `generator`; 0 (the default) leaves the permutation's batches as they are."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        order = order[:stop]
+        if length_buckets > 0:
+            order = bucket_by_length(order, self.src_len + self.tgt_len, batch_size, length_buckets, generator)
+        return EpochBatches(self, order, batch_size)
+
+
+def bucket_by_length(order: torch.Tensor, lengths: torch.Tensor, batch_size: int, window_batches: int,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """`order` with the pairs of each window of `window_batches` batches sorted by `lengths` (stable), then its
+    full batches shuffled by `generator` (a ragged last batch stays last): batches of similar lengths, padded
+    less, in a random order."""
+    window = batch_size * window_batches
+    parts = []
+    for k in range(0, len(order), window):
+        chunk = order[k:k + window]
+        parts.append(chunk[torch.argsort(lengths[chunk], stable=True)])
+    order = torch.cat(parts) if parts else order
+    full = len(order) // batch_size
+    if generator is None or full < 2:
+        return order
+    rows = order[:full * batch_size].view(full, batch_size)[torch.randperm(full, generator=generator)]
+    return torch.cat([rows.reshape(-1), order[full * batch_size:]])
+
+
+def batch_widths(order: torch.Tensor, src_len: torch.Tensor, tgt_len: torch.Tensor,
+                 batch_size: int) -> list[tuple[int, int]]:
+    """(source width, target width) of each batch of `order`: its longest sequences, for the whole epoch in one
+    pass over host tensors."""
+    full = len(order) // batch_size * batch_size
+    widths = []
+    for lengths in (src_len[order], tgt_len[order]):
+        w = lengths[:full].view(-1, batch_size).amax(1).tolist() if full else []
+        widths.append(w + ([int(lengths[full:].max())] if full < len(order) else []))
+    return list(zip(*widths))
+
+
+class EpochBatches(Sequence):
+    """An epoch's (src, tgt_in, tgt_out) batches, gathered on the device when indexed. The order moves to the
+    device once; the per-batch widths are computed on the host for the whole epoch at once."""
+
+    def __init__(self, pairs: DevicePairs, order: torch.Tensor, batch_size: int):
+        self.pairs = pairs
+        self.starts = list(range(0, len(order), batch_size))
+        self.size = batch_size
+        self.order = order.to(pairs.device)
+        self.widths = batch_widths(order, pairs.src_len, pairs.tgt_len, batch_size)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if not -len(self) <= k < len(self):
+            raise IndexError(k)
+        k %= len(self)
+        idx = self.order[self.starts[k]:self.starts[k] + self.size]
+        ws, wt = self.widths[k]
+        p = self.pairs
+        return (p.src.narrow(1, 0, ws).index_select(0, idx), p.tgt_in.narrow(1, 0, wt).index_select(0, idx),
+                p.tgt_out.narrow(1, 0, wt).index_select(0, idx))
 
 
 def corpus_bleu(hypotheses: list[str], references: list[str]) -> float:

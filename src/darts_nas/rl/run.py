@@ -1,6 +1,7 @@
 """An RL run (``darts-nas rl search`` / ``rl train``): iterations of (act in the environments for
---rollout-steps steps, update the learner), a checkpoint and a metrics line after each, the derived cell of the
-supernet as it goes, and an evaluation on training and test levels at the end.
+--rollout-steps steps, update the learner) on the shared epoch loop (an iteration is the loop's epoch), a
+checkpoint and a metrics line after each, the derived cell of the supernet as it goes, and an evaluation on
+training and test levels at the end.
 
 Everything that decides the future is in the checkpoint (agent, optimizers, replay, environment state, current
 frames, running episode returns, random generators), so a resumed run on the CPU continues bit for bit."""
@@ -19,14 +20,14 @@ from ..fileio import atomic_write_json
 from ..genotypes import save_genotype
 from ..genotypes.rl import RLCell, load_rl_cell
 from ..run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from ..run.common import (NonFiniteLoss, check_resume, last_checkpoint_text, refuse_existing_run, resolve_device,
-                          write_metrics)
+from ..run.checkpoint import RL_KIND
+from ..run.common import NonFiniteLoss, check_resume, refuse_existing_run, resolve_device, write_metrics
+from ..run.loop import EpochRun
 from ..run.log import Progress, format_duration
 from .config import RLConfig
 from .encoders import make_encoder
 from .envs import make_env
 
-RL_KIND = "darts-nas/rl"
 EVAL_STREAM = 7919  # the evaluation's own random stream, so that evaluating never moves the training's
 
 
@@ -54,7 +55,9 @@ class RLResult:
     genotype: object = None
 
 
-class RLRun:
+class RLRun(EpochRun):
+    """An RL run on the shared epoch loop (:class:`~darts_nas.run.loop.EpochRun`), one iteration per epoch."""
+
     unit = "iteration"
 
     def __init__(self, config: RLConfig, run_dir, echo=print, command: str = "rl train"):
@@ -121,53 +124,67 @@ class RLRun:
         self.frames += self.config.frames_per_iteration
         return finished
 
-    def run(self, stop_after: int | None = None) -> RLResult:
+    def begin(self) -> None:
+        """A new run's first files and its line (a resumed run has them already)."""
+        if self.epoch:
+            return
         c = self.config
-        if self.epoch == 0:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.run_dir / "config.json", c.to_dict())
-            if self.genotype_in is not None:
-                save_genotype(self.genotype_in, self.run_dir)
-            params = sum(p.numel() for p in self.learner.weight_params)
-            self.echo(f"{self.command}: {c.algo} with the {c.encoder} encoder ({params / 1e6:.3f}M weights"
-                      f"{', %d alphas' % sum(p.numel() for p in self.learner.arch_params) if self.learner.arch_params else ''}) "
-                      f"on {c.env} ({c.num_envs} copies, {c.num_levels or 'all'} levels), {c.epochs} iterations of "
-                      f"{c.frames_per_iteration} frames; run directory {self.run_dir}")
-        done_now = 0
-        while self.epoch < c.epochs:
-            start = time.perf_counter()
-            bar = Progress(c.rollout_steps, f"iteration {self.epoch + 1}/{c.epochs}", enabled=c.progress)
-            try:
-                finished = self.collect(bar)
-                parts = self.learner.update(self.obs)
-            finally:
-                bar.close()
-            values = {k: float(v) for k, v in parts.items()}  # the iteration's one read of the learner's figures
-            bad = [k for k, v in values.items() if not math.isfinite(v)]
-            if bad:
-                raise NonFiniteLoss(f"the {bad[0].replace('_', ' ')} became {values[bad[0]]} in iteration "
-                                    f"{self.epoch + 1}; the run stopped and "
-                                    f"{last_checkpoint_text(self.run_dir, self.epoch).replace('epoch', 'iteration')}. "
-                                    "Try a smaller --lr or --grad-clip.")
-            self.seconds += time.perf_counter() - start
-            self.epoch += 1
-            self.history.append(self.record(finished, values, time.perf_counter() - start))
-            if self.learner.arch_params and (self.epoch % c.derive_every == 0 or self.epoch == c.epochs):
-                save_genotype(self.encoder.genotype(), self.run_dir)
-                atomic_write_json(self.run_dir / "alphas.json", self.encoder.alpha_record())
-            save_checkpoint(self.run_dir / CHECKPOINT, self.state())
-            write_metrics(self.run_dir, self.history)
-            self.echo(self.summary(self.history[-1]))
-            done_now += 1
-            if stop_after is not None and done_now >= stop_after and self.epoch < c.epochs:
-                return RLResult(self.run_dir, self.epoch, False, self.history)
-        return self.finish()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.run_dir / "config.json", c.to_dict())
+        if self.genotype_in is not None:
+            save_genotype(self.genotype_in, self.run_dir)
+        params = sum(p.numel() for p in self.learner.weight_params)
+        alphas = sum(p.numel() for p in self.learner.arch_params)
+        self.echo(f"{self.command}: {c.algo} with the {c.encoder} encoder ({params / 1e6:.3f}M weights"
+                  f"{', %d alphas' % alphas if self.learner.arch_params else ''}) "
+                  f"on {c.env} ({c.num_envs} copies, {c.num_levels or 'all'} levels), {c.epochs} iterations of "
+                  f"{c.frames_per_iteration} frames; run directory {self.run_dir}")
 
-    def record(self, finished, values: dict, seconds: float) -> dict:
-        """The iteration's metrics line. "epoch" is the iteration (the plots' x axis); the supernet's op weights
-        and derived cell are in the same form as a search's, so that `darts-nas plot` draws them."""
+    def run_epoch(self, epoch: int) -> dict:
+        """One iteration (the loop's epoch): a rollout, the learner's update, the NaN stop, the metrics line."""
         c = self.config
-        r = {"iteration": self.epoch, "epoch": self.epoch, "frames": self.frames, "episodes": len(finished),
+        start = time.perf_counter()
+        bar = Progress(c.rollout_steps, f"iteration {epoch + 1}/{c.epochs}", enabled=c.progress)
+        try:
+            finished = self.collect(bar)
+            parts = self.learner.update(self.obs)
+        finally:
+            bar.close()
+        values = {k: float(v) for k, v in parts.items()}  # the iteration's one read of the learner's figures
+        self.check_values(values, epoch)
+        self.seconds += time.perf_counter() - start
+        return self.record(finished, values, time.perf_counter() - start, epoch + 1)
+
+    def check_values(self, values: dict, epoch: int) -> None:
+        """The NaN stop, in iterations: a non-finite figure of the update ends the run at its last checkpoint."""
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteLoss(f"the {bad[0].replace('_', ' ')} became {values[bad[0]]} in iteration "
+                                f"{epoch + 1}; the run stopped and "
+                                f"{self.last_checkpoint().replace('epoch', 'iteration')}. "
+                                "Try a smaller --lr or --grad-clip.")
+
+    def save(self) -> None:
+        """The derived cell (every --derive-every iterations and at the last), the checkpoint, metrics.jsonl."""
+        c = self.config
+        if self.learner.arch_params and (self.epoch % c.derive_every == 0 or self.epoch == c.epochs):
+            save_genotype(self.encoder.genotype(), self.run_dir)
+            atomic_write_json(self.run_dir / "alphas.json", self.encoder.alpha_record())
+        save_checkpoint(self.run_dir / CHECKPOINT, self.state())
+        write_metrics(self.run_dir, self.history)
+
+    def report(self, record: dict) -> None:
+        self.echo(self.summary(record))
+
+    def end(self, finished: bool) -> RLResult:
+        return self.finish() if finished else RLResult(self.run_dir, self.epoch, False, self.history)
+
+    def record(self, finished, values: dict, seconds: float, done: int) -> dict:
+        """The metrics line of iteration `done` (1-based). "epoch" is the iteration (the plots' x axis); the
+        supernet's op weights and derived cell are in the same form as a search's, so that `darts-nas plot` draws
+        them."""
+        c = self.config
+        r = {"iteration": done, "epoch": done, "frames": self.frames, "episodes": len(finished),
              "seconds": seconds, "fps": c.frames_per_iteration / max(seconds, 1e-9), **values,
              **self.learner.exploration()}
         if finished:
@@ -180,7 +197,7 @@ class RLRun:
                      param_free_ops=g.parameter_free_ops(), primitives=list(self.encoder.primitives),
                      op_weights={"cell": self.encoder.op_weights().detach().cpu().tolist()},
                      edges={"cell": self.encoder.edge_names()})
-        if c.eval_every and self.epoch % c.eval_every == 0 and self.epoch < c.epochs:
+        if c.eval_every and done % c.eval_every == 0 and done < c.epochs:
             test = evaluate_learner(self.learner, c, "test", c.eval_episodes, self.device)
             r.update(test_return=test["mean"], test_return_std=test["std"])
         return r
@@ -265,7 +282,11 @@ def start_rl(config: RLConfig, run_dir, echo=print, command: str = "rl train") -
 def resume_rl(run_dir, echo=print, **changes) -> RLRun:
     run_dir = Path(run_dir)
     check_resume(run_dir, changes)
-    state = load_checkpoint(run_dir, kind=RL_KIND)
+    return rl_from_state(run_dir, load_checkpoint(run_dir, kind=RL_KIND), echo, **changes)
+
+
+def rl_from_state(run_dir, state: dict, echo=print, **changes) -> RLRun:
+    """The RL run of a loaded checkpoint `state`, ready to continue (resume_rl checks and loads it)."""
     config = RLConfig.from_dict({**state["config"], **changes})
     run = RLRun(config, run_dir, echo, state.get("command", "rl train"))
     run.load_state(state)
@@ -291,9 +312,10 @@ def evaluate_rl(path, episodes: int | None = None, device: str = "auto", levels=
     return out
 
 
-def derive_rl(path):
-    """The cell an RL search's supernet derives at its checkpoint: (genotype, a header line, the op-weight table)."""
-    state = load_checkpoint(path, kind=RL_KIND)
+def derive_rl(path, state: dict | None = None):
+    """The cell an RL search's supernet derives at its checkpoint: (genotype, a header line, the op-weight table);
+    `state`: the checkpoint, already loaded."""
+    state = state if state is not None else load_checkpoint(path, kind=RL_KIND)
     config = RLConfig.from_dict(state["config"])
     if config.encoder != "darts":
         raise DartsNasError(f"{path}: an rl train run of the {config.encoder} encoder has no alphas to derive from")

@@ -13,11 +13,13 @@ from ..fileio import atomic_write_bytes
 CHECKPOINT = "checkpoint.pt"
 BEST, LAST = "best.pt", "last.pt"  # a training run's network files
 
-# What a checkpoint holds (its "kind"): a search, a training run of an image network or of a language model, or a
-# trained network alone (best.pt / last.pt).
+# What a checkpoint holds (its "kind"): a search, a training run of an image network, of a language model or of a
+# Transformer, an RL run, or a trained network alone (best.pt / last.pt).
 SEARCH_KIND = "darts-nas/search"
 TRAIN_KIND = "darts-nas/train"
 LM_TRAIN_KIND = "darts-nas/train-lm"
+TRANSFORMER_TRAIN_KIND = "darts-nas/train-transformer"
+RL_KIND = "darts-nas/rl"
 MODEL_KIND = "darts-nas/model"
 
 

@@ -246,3 +246,28 @@ def run_epoch_steps(step, batches, steps: int, device: torch.device, label: str,
     finally:
         bar.close()
     return meter.read()
+
+
+def run_token_steps(step, items, label: str, log_every: int, progress: bool, check, device, weight=None,
+                    postfix=lambda mean: f"loss {mean:.3f}") -> float:
+    """One epoch of the token runs (text windows, sequence-to-sequence batches): ``step(item) -> mean loss (device
+    tensor)`` on each item, weighted by ``weight(item)`` (default 1) and summed on the device. The sum is read back
+    every `log_every` steps and at the end only (averaged over the ranks of a distributed run, so that all see a
+    NaN on any); `check(mean, step)` sees each read, `postfix(mean)` is the bar's text. Returns the weighted mean."""
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    rows = 0
+    bar = Progress(len(items), label, enabled=progress)
+    try:
+        for i, item in enumerate(items, 1):
+            n = 1 if weight is None else weight(item)
+            loss_sum += step(item).double() * n
+            rows += n
+            text = None
+            if i % log_every == 0 or i == len(items):
+                mean = distributed.all_sum(loss_sum).item() / distributed.world_size() / rows
+                check(mean, i)
+                text = postfix(mean)
+            bar.update(1, text)
+    finally:
+        bar.close()
+    return distributed.all_sum(loss_sum).item() / distributed.world_size() / max(rows, 1)

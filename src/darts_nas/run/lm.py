@@ -31,9 +31,9 @@ from ..genotypes import RecurrentGenotype, load_recurrent_genotype
 from ..nets.rnn import RNNModel, activation_penalty, lm_cross_entropy, parameter_count
 from .checkpoint import (BEST, CHECKPOINT, LM_TRAIN_KIND, MODEL_KIND, load_checkpoint, resolve_checkpoint,
                          save_checkpoint)
-from .common import (epoch_seed, genotype_label, join_ranks, resolve_device, restore_states, save_training_files,
-                     set_lr, write_training_start)
-from .log import Progress, format_duration
+from .common import (epoch_seed, genotype_label, join_ranks, resolve_device, restore_states, run_token_steps,
+                     save_training_files, set_lr, write_training_start)
+from .log import format_duration
 from .loop import EpochRun
 from .search import SearchRun, build_search_model
 
@@ -52,25 +52,11 @@ def load_text(name: str, root, limit: int = 0, vocab: Vocabulary | None = None) 
 
 
 def run_windows(step, windows, label: str, log_every: int, progress: bool, check, device) -> float:
-    """Call ``step(start, length) -> mean loss per token (device tensor)`` on each window of an epoch; losses are
-    summed on the device and read back every `log_every` windows only (averaged over the ranks of a distributed
-    run, so that all see a NaN on any). Returns the mean loss per token."""
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    rows = 0
-    bar = Progress(len(windows), label, enabled=progress)
-    try:
-        for i, (start, n) in enumerate(windows, 1):
-            loss_sum += step(start, n).double() * n
-            rows += n
-            postfix = None
-            if i % log_every == 0 or i == len(windows):
-                mean = distributed.all_sum(loss_sum).item() / distributed.world_size() / rows
-                check(mean, i)
-                postfix = f"loss {mean:.3f} ppl {perplexity(mean):.1f}"
-            bar.update(1, postfix)
-    finally:
-        bar.close()
-    return distributed.all_sum(loss_sum).item() / distributed.world_size() / max(rows, 1)
+    """Call ``step(start, length) -> mean loss per token (device tensor)`` on each window of an epoch, on the
+    token runs' shared step loop (:func:`~darts_nas.run.common.run_token_steps`, each window weighted by its
+    length). Returns the mean loss per token."""
+    return run_token_steps(lambda w: step(*w), windows, label, log_every, progress, check, device,
+                           weight=lambda w: w[1], postfix=lambda m: f"loss {m:.3f} ppl {perplexity(m):.1f}")
 
 
 @torch.no_grad()
@@ -419,12 +405,13 @@ def resume_lm_training(run_dir, state: dict, echo=print, **changes) -> LMTrainRu
 # ----------------------------------------------------------------------------------------------------------------
 # evaluation of a trained language model
 # ----------------------------------------------------------------------------------------------------------------
-def load_lm(path, map_location="cpu") -> tuple[RNNModel, dict]:
-    """The language model in a model file (best.pt / last.pt), an LM training checkpoint, or a run directory."""
+def load_lm(path, map_location="cpu", state: dict | None = None) -> tuple[RNNModel, dict]:
+    """The language model in a model file (best.pt / last.pt), an LM training checkpoint, or a run directory;
+    `state`: that file, already loaded."""
     p = Path(path)
     if p.is_dir():
         p = p / BEST if (p / BEST).is_file() else p / CHECKPOINT
-    state = load_checkpoint(resolve_checkpoint(p), map_location=map_location)
+    state = state if state is not None else load_checkpoint(resolve_checkpoint(p), map_location=map_location)
     if state.get("model_hparams", {}).get("kind") != "rnn" or "vocab" not in state:
         raise DartsNasError(f"{p} does not hold a trained language model")
     try:
@@ -436,10 +423,11 @@ def load_lm(path, map_location="cpu") -> tuple[RNNModel, dict]:
     return model, state
 
 
-def evaluate_lm_checkpoint(path, device="auto", data=None, dataset=None, batch_size=None, echo=print, corpus: Corpus | None = None, splits=("valid", "test")) -> dict:
+def evaluate_lm_checkpoint(path, device="auto", data=None, dataset=None, batch_size=None, echo=print,
+                           corpus: Corpus | None = None, splits=("valid", "test"), state: dict | None = None) -> dict:
     """Perplexity of a trained language model on the valid and test splits of its corpus (or another directory in
-    the same layout, whose words must all be in the model's vocabulary)."""
-    model, state = load_lm(path)
+    the same layout, whose words must all be in the model's vocabulary). `state`: the file load_lm reads, loaded."""
+    model, state = load_lm(path, state=state)
     config = TrainConfig.from_dict(state["config"])
     dev = resolve_device(device)
     if corpus is None:

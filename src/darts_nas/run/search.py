@@ -37,9 +37,9 @@ def build_search_model(config: SearchConfig, num_classes: int = 0, in_channels: 
     return get_space(config.space).from_config(config, data).apply_execution_settings(config)
 
 
-def search_model_from_checkpoint(path):
-    """The search model of a search checkpoint (on the CPU), and the checkpoint itself."""
-    state = load_checkpoint(path, kind=CHECKPOINT_KIND)
+def search_model_from_checkpoint(path, state: dict | None = None):
+    """The search model of a search checkpoint (on the CPU), and the checkpoint itself (`state`: already loaded)."""
+    state = state if state is not None else load_checkpoint(path, kind=CHECKPOINT_KIND)
     try:
         model = get_space(state.get("space", "darts-cnn"))(**state["model_hparams"])
         model.load_state_dict(state["model"])

@@ -18,22 +18,20 @@ import torch
 
 from .. import distributed
 from ..config import TrainConfig
-from ..data.seq2seq import BOS, EOS, PAD, batches, corpus_bleu, load_seq2seq, pad_batch, tokenizer_from_dict
+from ..data.seq2seq import BOS, EOS, PAD, DevicePairs, corpus_bleu, load_seq2seq, pad_batch, tokenizer_from_dict
 from ..data.text import Vocabulary, batchify, bptt_windows, window
 from ..errors import DartsNasError
 from ..fileio import atomic_write_json
 from ..genotypes import TransformerArch, load_transformer_arch
 from ..nets.rnn import lm_cross_entropy
 from ..nets.transformer import beam_decode, greedy_decode, seq2seq_loss, transformer_from_arch
-from .checkpoint import BEST, CHECKPOINT, MODEL_KIND, load_checkpoint, resolve_checkpoint
-from .common import (cosine_lr, epoch_seed, genotype_label, resolve_device, restore_states, save_training_files,
-                     set_lr, write_training_start)
-from .log import Progress, format_duration
+from .checkpoint import BEST, CHECKPOINT, MODEL_KIND, TRANSFORMER_TRAIN_KIND, load_checkpoint, resolve_checkpoint
+from .common import (cosine_lr, epoch_seed, genotype_label, resolve_device, restore_states, run_token_steps,
+                     save_training_files, set_lr, write_training_start)
+from .log import format_duration
 from .loop import EpochRun
 from .lm import load_text, perplexity, stream_loss
 from .search import SearchRun, build_search_model
-
-TRANSFORMER_TRAIN_KIND = "darts-nas/train-transformer"
 
 
 def _single_process(what: str) -> None:
@@ -41,23 +39,14 @@ def _single_process(what: str) -> None:
         raise DartsNasError(f"{what} runs in one process; torchrun is not supported for it yet")
 
 
-def token_epoch(step, items, label: str, log_every: int, progress: bool, check, device) -> float:
-    """Call ``step(item) -> mean loss (device tensor)`` on each item; losses are summed on the device and read
-    every `log_every` steps. Returns the mean over steps."""
-    total = torch.zeros((), device=device, dtype=torch.float64)
-    bar = Progress(len(items), label, enabled=progress)
-    try:
-        for i, item in enumerate(items, 1):
-            total += step(item).double()
-            postfix = None
-            if i % log_every == 0 or i == len(items):
-                mean = total.item() / i
-                check(mean, i)
-                postfix = f"loss {mean:.3f}"
-            bar.update(1, postfix)
-    finally:
-        bar.close()
-    return total.item() / max(len(items), 1)
+def split_pairs(corpus, device) -> dict:
+    """The training and validation pairs of a corpus, padded once on the device (:class:`DevicePairs`)."""
+    return {split: DevicePairs(corpus.ids[split], device) for split in ("train", "valid")}
+
+
+def length_buckets(config) -> int:
+    """The run's --length-buckets (0, the default, where the settings have no such field)."""
+    return int(getattr(config, "length_buckets", 0) or 0)
 
 
 @torch.no_grad()
@@ -92,6 +81,8 @@ class Seq2SeqSearchRun(SearchRun):
         if self.steps == 0 or len(self.corpus.ids["valid"][0]) < c.batch_size:
             raise DartsNasError(f"{self.corpus.describe()}: no full batch of {c.batch_size} in the training or the "
                                 "validation pairs; lower --batch-size")
+        self.pairs = split_pairs(self.corpus, self.device)
+        self.val_batches = self.pairs["valid"].epoch(c.batch_size)  # in order: validation, Hessian estimate
 
     def build_model(self):
         return build_search_model(self.config, vocab_size=len(self.corpus.tokenizer))
@@ -120,11 +111,12 @@ class Seq2SeqSearchRun(SearchRun):
     def train_epoch(self, epoch: int, lr: float) -> dict:
         c, model, dev = self.config, self.model, self.device
         update_alphas = self.start_epoch(epoch, lr)
-        train = batches(self.corpus.ids["train"], c.batch_size, dev,
-                        torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 0)))
+        buckets = length_buckets(c)
+        train = self.pairs["train"].epoch(c.batch_size, torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 0)),
+                                          length_buckets=buckets)
         use_val = update_alphas and self.strategy.uses_val_batch
-        val = batches(self.corpus.ids["valid"], c.batch_size, dev,
-                      torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 1))) if use_val else None
+        val = self.pairs["valid"].epoch(c.batch_size, torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 1)),
+                                        length_buckets=buckets) if use_val else None
 
         def step(k_batch):
             k, batch = k_batch
@@ -132,22 +124,21 @@ class Seq2SeqSearchRun(SearchRun):
                                             self.a_opt, lr, c.grad_clip, update_alphas)
             return loss
 
-        loss = token_epoch(step, list(enumerate(train)), f"epoch {epoch + 1}/{c.epochs}", c.log_every, c.progress,
-                           lambda value, i: self.check_finite(value, epoch, i), dev)
+        loss = run_token_steps(step, list(enumerate(train)), f"epoch {epoch + 1}/{c.epochs}", c.log_every,
+                               c.progress, lambda value, i: self.check_finite(value, epoch, i), dev)
         return {"train_loss": loss}
 
     def validate(self) -> dict:
         c = self.config
         self.model.eval()
         try:
-            loss, acc = batch_loss_and_accuracy(self.model.loss,
-                                                batches(self.corpus.ids["valid"], c.batch_size, self.device))
+            loss, acc = batch_loss_and_accuracy(self.model.loss, self.val_batches)
         finally:
             self.model.train()
         return {"val_loss": loss, "val_ppl": perplexity(loss), "val_acc": acc}
 
     def signal_batches(self, count: int) -> list:
-        return batches(self.corpus.ids["valid"], self.config.batch_size, self.device)[:count]
+        return self.val_batches[:count]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -226,6 +217,8 @@ class TransformerTrainRun(EpochRun):
             if len(self.corpus.ids["train"][0]) < c.batch_size:
                 raise DartsNasError(f"{len(self.corpus.ids['train'][0])} training pairs give no batch of "
                                     f"{c.batch_size}; lower --batch-size")
+            self.pairs = split_pairs(self.corpus, dev)
+            self.val_batches = self.pairs["valid"].epoch(c.batch_size)
         torch.manual_seed(c.seed)
         self.model = transformer_from_arch(self.genotype, vocab_size, c.d_model, c.model_dropout,
                                            c.reversible).to(dev)
@@ -272,7 +265,7 @@ class TransformerTrainRun(EpochRun):
         g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 0))
         if self.lm:
             return [window(self.train_data, s, n) for s, n in bptt_windows(self.train_data.shape[0], c.bptt, fixed=True)]
-        return batches(self.corpus.ids["train"], c.batch_size, self.device, g)
+        return self.pairs["train"].epoch(c.batch_size, g, length_buckets=length_buckets(c))
 
     def _loss(self, item):
         c = self.config
@@ -301,8 +294,8 @@ class TransformerTrainRun(EpochRun):
             opt.step()
             return loss.detach()
 
-        return token_epoch(step, self._items(epoch), f"epoch {epoch + 1}/{c.epochs}", c.log_every, c.progress,
-                           lambda value, i: self.check_finite(value, epoch, i), self.device)
+        return run_token_steps(step, self._items(epoch), f"epoch {epoch + 1}/{c.epochs}", c.log_every, c.progress,
+                               lambda value, i: self.check_finite(value, epoch, i), self.device)
 
     def validate(self) -> dict:
         c = self.config
@@ -312,13 +305,16 @@ class TransformerTrainRun(EpochRun):
                 loss = stream_loss(lambda b: (lm_cross_entropy(self.model(b[0].t(), None).transpose(0, 1), b[1]),
                                               b[2]), self.val_data, c.bptt, torch.zeros(0, device=self.device))
                 return {"val_loss": loss, "val_ppl": perplexity(loss)}
-            items = batches(self.corpus.ids["valid"], c.batch_size, self.device)
-            loss, acc = batch_loss_and_accuracy(lambda b: (seq2seq_loss(self.model(b[0], b[1]), b[2]),
-                                                           self.model(b[0], b[1])), items)
+            loss, acc = batch_loss_and_accuracy(self.eval_loss, self.val_batches)
             hyps, refs = decode_split(self.model, self.corpus, "valid", 1, c.batch_size, self.device)
             return {"val_loss": loss, "val_ppl": perplexity(loss), "val_acc": acc, "val_bleu": corpus_bleu(hyps, refs)}
         finally:
             self.model.train()
+
+    def eval_loss(self, batch):
+        """(loss, logits) of a validation batch: one forward, the logits serving the loss and the accuracy."""
+        logits = self.model(batch[0], batch[1])
+        return seq2seq_loss(logits, batch[2]), logits
 
     def describe(self) -> str:
         c = self.config
@@ -390,11 +386,13 @@ def resume_transformer_training(run_dir, state: dict, echo=print, **changes) -> 
 # ----------------------------------------------------------------------------------------------------------------
 # evaluation
 # ----------------------------------------------------------------------------------------------------------------
-def load_transformer(path, map_location="cpu"):
+def load_transformer(path, map_location="cpu", state: dict | None = None):
+    """The Transformer of a model file, a training checkpoint or a run directory (its best.pt); `state`: that
+    file, already loaded."""
     p = Path(path)
     if p.is_dir():
         p = p / BEST if (p / BEST).is_file() else p / CHECKPOINT
-    state = load_checkpoint(resolve_checkpoint(p), map_location=map_location)
+    state = state if state is not None else load_checkpoint(resolve_checkpoint(p), map_location=map_location)
     if state.get("model_hparams", {}).get("kind") != "transformer":
         raise DartsNasError(f"{p} does not hold a trained Transformer")
     try:
@@ -407,10 +405,11 @@ def load_transformer(path, map_location="cpu"):
 
 
 def evaluate_transformer_checkpoint(path, device="auto", data=None, beam: int | None = None, corpus=None,
-                                    echo=print) -> dict:
+                                    echo=print, state: dict | None = None) -> dict:
     """A trained Transformer's figures: valid and test perplexity (a language model), or valid greedy BLEU and
-    test BLEU greedy and by beam search (translation), on its data (or `data`, in the same layout)."""
-    model, state = load_transformer(path)
+    test BLEU greedy and by beam search (translation), on its data (or `data`, in the same layout). `state`: the
+    file load_transformer reads, already loaded."""
+    model, state = load_transformer(path, state=state)
     config = TrainConfig.from_dict({**state["config"], **({"data": data} if data else {})})
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -437,12 +436,5 @@ def evaluate_transformer_checkpoint(path, device="auto", data=None, beam: int | 
     return out
 
 
-def is_transformer(path) -> bool:
-    p = Path(path)
-    if p.is_dir():
-        p = next((p / f for f in (BEST, CHECKPOINT) if (p / f).is_file()), p)
-    return load_checkpoint(p).get("model_hparams", {}).get("kind") == "transformer"
-
-
 __all__ = ["Seq2SeqSearchRun", "TransformerTrainRun", "evaluate_transformer_checkpoint", "final_text",
-           "is_transformer", "load_transformer", "resume_transformer_training"]
+           "load_transformer", "resume_transformer_training"]

@@ -407,14 +407,15 @@ def resume_image_training(run_dir, state: dict, echo=print, **changes) -> TrainR
 # ----------------------------------------------------------------------------------------------------------------
 # loading a trained network
 # ----------------------------------------------------------------------------------------------------------------
-def load_network(path, genotype=None, map_location="cpu") -> tuple[EvalNetwork, dict]:
+def load_network(path, genotype=None, map_location="cpu", state: dict | None = None) -> tuple[EvalNetwork, dict]:
     """The trained network in a model file (best.pt / last.pt), a training checkpoint, or a run directory
-    (its last.pt). `genotype` rebuilds the weights into another genotype's network (an error if they do not fit)."""
+    (its last.pt). `genotype` rebuilds the weights into another genotype's network (an error if they do not fit).
+    `state`: that file, already loaded (it is then not read again)."""
     p = Path(path)
     if p.is_dir():
         p = p / LAST if (p / LAST).is_file() else p / CHECKPOINT
     p = resolve_checkpoint(p)
-    state = load_checkpoint(p, map_location=map_location)
+    state = state if state is not None else load_checkpoint(p, map_location=map_location)
     if state["kind"] not in (MODEL_KIND, CHECKPOINT_KIND):
         raise DartsNasError(f"{p} holds a {state['kind']!r} checkpoint, not a trained network (give a train run's "
                             f"last.pt, best.pt or checkpoint.pt)")
@@ -432,9 +433,10 @@ def load_network(path, genotype=None, map_location="cpu") -> tuple[EvalNetwork, 
 
 
 def evaluate_checkpoint(path, device="auto", data=None, dataset=None, batch_size=None, genotype=None,
-                        test_limit=None, progress=True, echo=print) -> dict:
-    """Test accuracy of a trained network on the test split of the dataset it was trained on (or another path)."""
-    model, state = load_network(path, genotype)
+                        test_limit=None, progress=True, echo=print, state: dict | None = None) -> dict:
+    """Test accuracy of a trained network on the test split of the dataset it was trained on (or another path).
+    `state`: the file load_network reads, already loaded."""
+    model, state = load_network(path, genotype, state=state)
     config = TrainConfig.from_dict(state["config"])
     overrides = {k: v for k, v in dict(data=data, dataset=dataset, batch_size=batch_size, test_limit=test_limit,
                                        device=device).items() if v is not None}
