@@ -27,12 +27,15 @@ Pools have no BatchNorm here (unlike DARTS' supernet), as in UNAS.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from ..errors import DartsNasError
 from ..genotypes import PARAMETER_FREE, Genotype
 from ..ops import Pool, make_op
+from ..settings import SettingsGroup, setting
 from .base import SearchData, SearchModel
 from .darts_cnn import SearchNetwork, num_edges
 
@@ -66,6 +69,12 @@ def pair_overlap(w_ops: torch.Tensor, w_in: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
+@dataclass
+class UnasDartsSettings(SettingsGroup):
+    pair_penalty: float = setting(0.2, "unas-darts: weight of the penalty on a node's two slots choosing the same "
+                                  "(input, op) pair (UNAS: 0.2)", space_setting=True)
+
+
 class UnasDartsSearchModel(SearchModel):
     """UNAS' DARTS cell space (``--space unas-darts``); see the module docstring."""
 
@@ -73,6 +82,7 @@ class UnasDartsSearchModel(SearchModel):
     genotype_type = Genotype
     settings = frozenset({"layers", "nodes", "stem_multiplier", "channels_last", "split_file", "pair_penalty",
                           "stop_param_free"})
+    settings_groups = (UnasDartsSettings,)
 
     @classmethod
     def config_problems(cls, config) -> list[str]:
