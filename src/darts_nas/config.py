@@ -24,14 +24,10 @@ from .nets.rnn import LanguageModelSettings
 from .nets.transformer import TransformerSettings
 from .precision import PRECISIONS
 from .relaxation import RELAXATIONS, get_relaxation
-from .settings import Settings, SettingsGroup, _f, choices_of, declared_groups, flag as _flag, setting
+# Re-exported for the modules that build their own settings classes on them (rl.config).
+from .settings import Settings, SettingsGroup, _f, choices_of, declared_groups, flag as _flag, setting  # noqa: F401
 from .spaces import DATA_KINDS, SPACES, get_space
 from .strategies import SEARCH_PARTS, STRATEGIES, get_strategy
-
-__all__ = ["LanguageModelSettings", "PRESETS", "Preset", "SearchConfig", "SearchCore", "Seq2SeqSettings", "Settings",
-           "SettingsGroup", "TRAIN_PRESETS", "TrainConfig", "TransformerSettings", "add_config_arguments",
-           "assemble_search_config", "choices_of", "declared_settings", "overrides_from_args", "preset_config",
-           "read_config_file", "setting", "speed_label", "train_preset_config"]
 
 
 @dataclass
