@@ -16,9 +16,9 @@ from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import DartsNasError
+from ..settings import SettingsGroup, setting
 from ..genotypes import PARAMETER_FREE, PRIMITIVES, Genotype, derive_genotype
 from ..ops import FactorizedReduce, ReLUConvBN
-from ..settings import SettingsGroup, setting
 from .base import SearchData, SearchModel, parameter_count_millions
 from .fused import check_fusable, fused_nodes
 from .mixed import MixedOp

@@ -21,8 +21,8 @@ from torch import nn
 
 from ..errors import DartsNasError
 from ..ops import Identity, Pool, ReLUConvBN
-from ..settings import SettingsGroup, setting
 from .base import SearchData, SearchModel, parameter_count_millions
+from ..settings import SettingsGroup, setting
 from .mixed import MixedOp
 
 from ..genotypes.nb201 import NB201_EDGES, NB201_PRIMITIVES, NB201Arch

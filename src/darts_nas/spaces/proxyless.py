@@ -24,8 +24,8 @@ from ..genotypes.mobile import (LAYERS, MB_OPS, MOBILE_PRIMITIVES, STEM_CHANNELS
                                 make_divisible, HEAD_CHANNELS, mb_params)
 from ..nets.mobile import MobileStem, conv_bn_relu6
 from ..ops import MBConv
-from ..settings import SettingsGroup, setting
 from .base import SearchData, SearchModel
+from ..settings import SettingsGroup, setting
 
 GROUPS = ("change", "skippable")
 

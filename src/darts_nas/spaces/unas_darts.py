@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from ..errors import DartsNasError
+from ..settings import SettingsGroup, setting
 from ..genotypes import PARAMETER_FREE, Genotype
 from ..ops import Pool, make_op
-from ..settings import SettingsGroup, setting
 from .base import SearchData, SearchModel
 from .darts_cnn import SearchNetwork, num_edges
 
