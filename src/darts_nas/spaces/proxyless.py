@@ -85,6 +85,8 @@ class ProxylessSupernet(nn.Module):
 
 @dataclass
 class ProxylessSettings(SettingsGroup):
+    """The ProxylessNAS supernet's stem: its stride follows the image size."""
+
     stem_stride: int = setting(2, "proxyless: stride of the stem conv (2 on ImageNet-size images, as in "
                                "ProxylessNAS; 1 on 32x32 CIFAR images)", space_setting=True)
 

@@ -71,6 +71,8 @@ def pair_overlap(w_ops: torch.Tensor, w_in: list[torch.Tensor]) -> torch.Tensor:
 
 @dataclass
 class UnasDartsSettings(SettingsGroup):
+    """UNAS' penalty on a node's two slots choosing the same pair (:meth:`UnasDartsSearchModel.arch_penalty`)."""
+
     pair_penalty: float = setting(0.2, "unas-darts: weight of the penalty on a node's two slots choosing the same "
                                   "(input, op) pair (UNAS: 0.2)", space_setting=True)
 

@@ -87,6 +87,8 @@ def implicit_gradient(model, train_batch, val_batch, *, eta, terms: int = 2, wei
 
 @dataclass
 class ImplicitSettings(SettingsGroup):
+    """iDARTS' Neumann series (its Hessian-vector products are HvpSettings')."""
+
     POSITIVE = ("neumann_terms",)
 
     neumann_terms: int = setting(2, "implicit: terms K of the Neumann series of the inverse Hessian")

@@ -33,6 +33,8 @@ BOUNDS_MESSAGE = ("--schedule-freq must be at least 1, --fisher-ewma in (0, 1], 
 
 @dataclass
 class ScheduleSettings(SettingsGroup):
+    """When the alphas step, and the constants of DARTS-PRIME's Fisher-information rule."""
+
     arch_schedule: str = setting("every", "when the alphas step: every weight step, fixed (every --schedule-freq "
                                  "steps) or fisher (DARTS-PRIME: when the smoothed Fisher information of the weights "
                                  "falls under an adaptive threshold)", ARCH_SCHEDULES)
