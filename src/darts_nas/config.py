@@ -1,159 +1,57 @@
 """Settings of a search and of a training run: flat dataclasses of plain values, presets that fill them with a
 paper's values, and command-line flags generated from them so that every value can be overridden
-(`--batch-size 32`)."""
+(`--batch-size 32`).
+
+The search's class, :class:`SearchConfig`, is assembled from :class:`SearchCore` (what every search reads) and the
+settings groups that the registered spaces, data kinds, strategies, relaxations and the search's other parts
+declare next to their code (:mod:`darts_nas.settings`): a new method's settings live in its own module."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import json
 from pathlib import Path
 from typing import NamedTuple
 
 from .data import DATASETS as IMAGE_DATASETS
-from .data.seq2seq import SEQ2SEQ_DATASETS, TOKENIZERS
+from .data.seq2seq import SEQ2SEQ_DATASETS, Seq2SeqSettings
 from .data.text import CORPORA as TEXT_DATASETS
-from .genotypes.transformer import OP_BANKS, TransformerArch
 from .errors import DartsNasError
+from .genotypes.transformer import TransformerArch
+from .nets.rnn import LanguageModelSettings
+from .nets.transformer import TransformerSettings
 from .precision import PRECISIONS
 from .relaxation import RELAXATIONS, get_relaxation
-from .spaces import SPACES, get_space
-from .strategies import ARCH_SCHEDULES, DISCRETIZATIONS, AlternatingStep, HVP_METHODS, STRATEGIES, get_strategy
-
-
-def _f(default, help: str, choices=None, space_setting: bool = False):
-    """A setting: its default, its help, its allowed values (a tuple, or a registry read when checked, so that a
-    space or strategy registered later is allowed too), and whether only some search spaces read it."""
-    return field(default=default, metadata={"help": help, "choices": choices, "space_setting": space_setting})
-
-
-def choices_of(f) -> list | None:
-    c = f.metadata.get("choices")
-    return list(c() if callable(c) else c) if c else None
-
-
-class Settings:
-    """What both settings dataclasses share: the plain-dict round trip (config.json, checkpoints) and the generic
-    checks (choices, and the fields named in POSITIVE)."""
-
-    POSITIVE = ()
-    WHAT = "a"  # how messages name a config of this kind ("not a search config")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise DartsNasError(f"unknown settings in config: {', '.join(sorted(unknown))}")
-        return cls(**d)
-
-    @classmethod
-    def choices_for(cls, name: str) -> list | None:
-        """The allowed values of one setting (from its registry where it has one)."""
-        return choices_of(next(f for f in fields(cls) if f.name == name))
-
-    def generic_problems(self) -> list[str]:
-        problems = []
-        for f in fields(self):
-            choices = choices_of(f)
-            if choices and getattr(self, f.name) not in choices:
-                problems.append(f"--{_flag(f.name)} must be one of {', '.join(map(str, choices))}")
-        problems += [f"--{_flag(n)} must be positive" for n in self.POSITIVE if getattr(self, n) <= 0]
-        if getattr(self, "layers", 3) < 3:
-            problems.append("--layers must be at least 3 (two of them are reduction cells)")
-        return problems
+# Re-exported for the modules that build their own settings classes on them (rl.config).
+from .settings import Settings, SettingsGroup, _f, choices_of, declared_groups, flag as _flag, setting  # noqa: F401
+from .spaces import DATA_KINDS, SPACES, get_space
+from .strategies import SEARCH_PARTS, STRATEGIES, get_strategy
 
 
 @dataclass
-class LanguageModelSettings:
-    """The language model's fields, shared by the recurrent search and training (the defaults are the search's;
-    TrainConfig overrides the ones its recipe changes)."""
+class SearchCore(Settings):
+    """What every search reads: its data, the supernet's size, the weights' and the alphas' optimizers, the
+    strategy and relaxation it names, how it executes, and the run."""
 
-    units: int = _f(300, "language model: embedding and hidden size (DARTS: 300 in search, 850 on PTB, 700 on "
-                    "WikiText-2)", space_setting=True)
-    bptt: int = _f(35, "language model: base BPTT length (each training window's length is drawn around it)", space_setting=True)
-    max_seq_len_delta: int = _f(20, "language model: training windows are at most --bptt + this long", space_setting=True)
-    dropout: float = _f(0.75, "language model: locked dropout on the cell output", space_setting=True)
-    dropout_h: float = _f(0.25, "language model: variational dropout on the hidden states the nodes read", space_setting=True)
-    dropout_x: float = _f(0.75, "language model: variational dropout on the cell input x", space_setting=True)
-    dropout_i: float = _f(0.2, "language model: locked dropout on the embeddings", space_setting=True)
-    dropout_e: float = _f(0.0, "language model: embedding (whole-word) dropout", space_setting=True)
-    ar: float = _f(0.0, "language model: activation regularization weight (AR)", space_setting=True)
-    tar: float = _f(1e-3, "language model: temporal activation regularization weight (TAR)", space_setting=True)
-
-
-@dataclass
-class Seq2SeqSettings:
-    """The sequence-to-sequence data's fields (the reversible Transformer space), shared by search and training."""
-
-    task_size: int = _f(4096, "synthetic tasks (copy, reverse, sort): training pairs (valid and test: an eighth "
-                        "each)")
-    min_length: int = _f(3, "synthetic tasks: shortest source sequence")
-    max_length: int = _f(12, "synthetic tasks: longest source sequence")
-    task_symbols: int = _f(16, "synthetic tasks: distinct symbols")
-    tokenizer: str = _f("sentencepiece", "--dataset parallel: a joint subword model trained on the training text "
-                        "(sentencepiece, the seq2seq extra) or whitespace words", TOKENIZERS)
-    subword_vocab: int = _f(8000, "--dataset parallel with sentencepiece: pieces in the subword vocabulary")
-    max_tokens: int = _f(256, "sequence-to-sequence: longest source or target kept, in tokens (longer ones are cut)")
-
-
-@dataclass
-class TransformerSettings:
-    """The reversible Transformer's size, shared by the search space and the network trained from scratch."""
-
-    d_model: int = _f(64, "reversible Transformer: width of each part of the hidden state", space_setting=True)
-    splits: int = _f(2, "reversible Transformer: parts of the hidden state, each updated by its own residual "
-                     "function (2: RevNet's coupling)", space_setting=True)
-    blocks: int = _f(2, "reversible Transformer: reversible blocks in the encoder and in the decoder",
-                     space_setting=True)
-    op_bank: str = _f("evolved", "reversible Transformer search: the candidate ops (evolved: the Evolved "
-                      "Transformer's kinds in several widths and head counts; small: one of each kind)",
-                      tuple(OP_BANKS), space_setting=True)
-    reversible: bool = _f(True, "reversible Transformer: backpropagate by reconstructing each block's inputs "
-                          "(activation memory constant in depth); off: plain autograd", space_setting=True)
-    model_dropout: float = _f(0.1, "reversible Transformer: dropout on the embeddings and each function's output",
-                              space_setting=True)
-
-
-@dataclass
-class SearchConfig(Settings, LanguageModelSettings, Seq2SeqSettings, TransformerSettings):
     WHAT = "a search"
+    POSITIVE = ("channels", "layers", "nodes", "epochs", "batch_size", "log_every")
+    GROUPS = ()  # the plug-ins' settings groups, set by assemble_search_config
+
     # data
     dataset: str = _f("cifar10", "dataset (ptb, wikitext-2, text: word-level corpora for a text space such as "
                       "darts-rnn; copy, reverse, sort, parallel: sequence-to-sequence data for rev-transformer)",
                       IMAGE_DATASETS + TEXT_DATASETS + SEQ2SEQ_DATASETS)
     data: str = _f("./data", "dataset location (CIFAR: batches dir, its parent or the .tar.gz; folder: root/<class>/<image>; "
                    "text corpora: the directory of their train/valid/test files)")
-    download: bool = _f(True, "download CIFAR from its official URL (checksum verified) when it is missing")
-    image_size: int = _f(32, "image side for folder datasets (images are resized)")
-    synthetic_size: int = _f(1024, "images in the synthetic dataset")
     limit: int = _f(0, "use only the first N training images, or tokens of a corpus (0: all), for reduced runs")
     train_portion: float = _f(0.5, "fraction of the training set that trains the weights; the rest trains the alphas")
-    split_file: str = _f("", "fixed weights/alphas split of the training set, e.g. NAS-Bench-201's cifar-split.txt "
-                         "(replaces --train-portion)", space_setting=True)
     # supernet
     space: str = _f("darts-cnn", "search space", lambda: SPACES)
-    cells_per_stage: int = _f(5, "NAS-Bench-201: cells per stage (the network has 3 stages)", space_setting=True)
     channels: int = _f(16, "initial channels C")
     layers: int = _f(8, "cells in the supernet", space_setting=True)
     nodes: int = _f(4, "intermediate nodes per cell", space_setting=True)
-    stem_multiplier: int = _f(3, "stem output channels = stem_multiplier * C", space_setting=True)
-    partial_channels: int = _f(1, "PC-DARTS: only 1/K of each edge's channels go through its ops (1: all, DARTS; "
-                               "PC-DARTS uses 4)", space_setting=True)
-    edge_normalization: bool = _f(False, "PC-DARTS edge normalization: a learned softmax weight over the inputs of "
-                                  "each node", space_setting=True)
-    pair_penalty: float = _f(0.2, "unas-darts: weight of the penalty on a node's two slots choosing the same (input, "
-                             "op) pair (UNAS: 0.2)", space_setting=True)
-    stem_stride: int = _f(2, "proxyless: stride of the stem conv (2 on ImageNet-size images, as in ProxylessNAS; 1 "
-                          "on 32x32 CIFAR images)", space_setting=True)
-    # recurrent space: the language model's fields are LanguageModelSettings'
-    virtual_step_clip: float = _f(0.0, "second order: clip the virtual step's gradient at this norm (0: off; the "
-                                  "recurrent search clips at --grad-clip)")
     # weights
     epochs: int = _f(50, "search epochs")
     batch_size: int = _f(64, "batch size (weights and alphas); under torchrun the global batch, each rank computing "
@@ -179,73 +77,14 @@ class SearchConfig(Settings, LanguageModelSettings, Seq2SeqSettings, Transformer
     arch_lr_schedule: str = _f("constant", "the alphas' learning rate: constant, or cosine to --arch-lr-min (UNAS)",
                                ("constant", "cosine"))
     arch_lr_min: float = _f(0.0, "the alphas' final learning rate with --arch-lr-schedule cosine")
-    # strategy and relaxation
+    # strategy and relaxation (their own settings are their settings groups')
     strategy: str = _f("bilevel", "bilevel (DARTS), single-level (Single-DARTS, SNAS) or implicit (iDARTS)",
                        lambda: STRATEGIES)
-    order: int = _f(1, "bilevel: 1 first-order DARTS; 2 second order (virtual step + Hessian-vector product)", (1, 2))
-    hvp: str = _f("finite-difference", "Hessian-vector product of the second order and of implicit",
-                  HVP_METHODS)
-    fd_r: float = _f(0.01, "finite-difference step r0 (r = r0 / ||v||)")
-    neumann_terms: int = _f(2, "implicit: terms K of the Neumann series of the inverse Hessian")
-    hypergradient: str = _f("exact", "second order: exact (the derivative of the unrolled objective) or authors (the "
-                            "DARTS authors' recurrent computation: stale tied embedding in w', clipped v plus weight "
-                            "decay, finite difference at w'; see the README)", ("exact", "authors"))
-    estimator: str = _f("relaxed", "the alphas' gradient (first-order bilevel, single-level): relaxed (differentiate "
-                        "the relaxation's sample), reinforce (score function, moving baseline) or unas (score "
-                        "function with the relaxed loss as control variate and REBAR's correction; UNAS); the "
-                        "last two need --relaxation gumbel or hard-gumbel", ("relaxed", "reinforce", "unas"))
-    gen_gap: float = _f(0.0, "UNAS' generalization-gap objective for the alphas: L_train + GEN_GAP |L_val - L_train| "
-                        "per example (UNAS: 0.5; 0: off)")
     relaxation: str = _f("softmax", "op weights from alphas: softmax (DARTS), sigmoid (independent per op), gumbel "
                          "(SNAS), hard-gumbel (GDAS: one op per edge)", lambda: RELAXATIONS)
-    tau_max: float = _f(10.0, "Gumbel temperature at the first epoch (annealed linearly to --tau-min)")
-    tau_min: float = _f(0.1, "Gumbel temperature at the last epoch")
-    max_w: bool = _f(False, "sharpDARTS Max-W: weight each op by w + 1 - max(w) of its edge")
-    resource_weight: float = _f(0.0, "SNAS resource penalty: weight of the expected parameter count (millions)",
-                                space_setting=True)
-    discretization: str = _f("none", "penalty toward a discrete cell: binary (sum p(1-p)), admm, proximity "
-                             "(DARTS-PRIME: ramped distance to the derived cell) or admm-prime (DARTS-PRIME's ADMM)",
-                             DISCRETIZATIONS)
-    discretization_weight: float = _f(0.0, "weight of --discretization (the ADMM / proximity rho; DARTS-PRIME: 0.1)")
-    admm_every: int = _f(10, "--discretization admm-prime: alpha steps between the z, u updates (the authors' code "
-                         "updates every 9 with its flag at 10)")
-    arch_schedule: str = _f("every", "when the alphas step: every weight step, fixed (every --schedule-freq "
-                            "steps) or fisher (DARTS-PRIME: when the smoothed Fisher information of the weights falls "
-                            "under an adaptive threshold)", ARCH_SCHEDULES)
-    schedule_freq: float = _f(10.0, "--arch-schedule fixed/fisher: weight steps per alpha step (DARTS-PRIME: 10)")
-    fisher_ewma: float = _f(0.2, "--arch-schedule fisher: smoothing weight of the newest Fisher information")
-    fisher_threshold: float = _f(1.0, "--arch-schedule fisher: the threshold's start")
-    threshold_factor: float = _f(1.05, "--arch-schedule fisher: the threshold grows by this per weight step without "
-                                 "an alpha step and shrinks by its --schedule-freq power after one")
-    # collapse signals
-    latency_table: str = _f("", "a latency table of this supernet (darts-nas latency-table): record the derived "
-                            "cell's measured and estimated latency each epoch, and with --latency-weight penalize it")
-    latency_target: float = _f(0.0, "UNAS latency penalty: the target in ms (penalized above it)")
-    latency_weight: float = _f(0.0, "UNAS latency penalty: weight c of c relu(estimate - target) (UNAS: 0.1; 0: off)")
-    latency_warmup_steps: int = _f(30000, "UNAS latency penalty: alpha steps over which its weight ramps from 0 "
-                                   "(UNAS: 30000; 0: none)")
-    nb201_table: str = _f("", "NAS-Bench-201 results CSV: log the benchmark accuracy of the cell every epoch",
-                          space_setting=True)
-    # The estimate's defaults keep its share of every preset's search small (measured: docs/benchmarks.md): one
-    # power-iteration step costs about one search step, so every epoch with 2 batches x 20 steps added up to 38%.
-    hessian_every: int = _f(5, "epochs between estimates of the dominant Hessian eigenvalue of the alphas, also "
-                            "estimated after the last epoch (0: off)")
-    hessian_batches: int = _f(1, "validation batches of the Hessian estimate")
-    hessian_iters: int = _f(10, "power-iteration steps of the Hessian estimate")
-    stop_eigenvalue: float = _f(0.0, "stop the search when the dominant eigenvalue exceeds this (0: never)")
-    stop_param_free: int = _f(0, "stop the search when the derived cell has this many parameter-free ops (0: never)",
-                              space_setting=True)
-    # augmentation
-    crop_padding: int = _f(4, "random-crop padding (0: no crop)")
-    flip: bool = _f(True, "random horizontal flips")
-    cutout: int = _f(0, "cutout square side (0: off; DARTS search uses none)")
     # speed (each computes the same function; docs/benchmarks.md has what they measured)
     channels_last: bool = _f(True, "NHWC layout for convs and pools (faster on CPU)", space_setting=True)
     precision: str = _f("fp32", "fp32, or bf16 autocast (for GPUs)", PRECISIONS)
-    fuse_ops: bool = _f(False, "compute all candidate ops that read one state in a few batched kernels",
-                        space_setting=True)
-    checkpoint_cells: bool = _f(False, "recompute each cell's activations in backward (less memory, more time)",
-                                space_setting=True)
     cuda_graphs: bool = _f(False, "capture the whole search step in a CUDA graph and replay it (CUDA only)",
                            space_setting=True)
     # run
@@ -257,79 +96,63 @@ class SearchConfig(Settings, LanguageModelSettings, Seq2SeqSettings, Transformer
     tensorboard: bool = _f(False, "write TensorBoard events to RUN_DIR/tensorboard each epoch: scalars, op weights "
                            "per edge, the cell diagram (needs darts-nas[tensorboard])")
 
-    POSITIVE = ("channels", "layers", "nodes", "epochs", "batch_size", "stem_multiplier", "image_size",
-                "synthetic_size", "log_every", "partial_channels", "cells_per_stage", "neumann_terms", "tau_min",
-                "hessian_batches", "hessian_iters", "units", "bptt", "task_size", "task_symbols", "subword_vocab",
-                "max_tokens", "d_model", "splits", "blocks")
 
-    def validate(self) -> "SearchConfig":
-        problems = self.generic_problems()
-        if self.tau_max < self.tau_min:
-            problems.append("--tau-max must be at least --tau-min")
-        problems += power_schedule_problems(self)
-        if min(self.resource_weight, self.discretization_weight, self.hessian_every, self.stop_eigenvalue,
-               self.stop_param_free) < 0:
-            problems.append("penalty weights, --hessian-every and the stop thresholds cannot be negative")
-        space = get_space(self.space) if self.space in SPACES else None
-        if space is not None:
-            problems += self.space_setting_problems(space)
-            problems += space.config_problems(self)
-            problems += text_problems(self, space.data_kind == "text", f"--space {self.space}")
-            problems += seq2seq_problems(self, space.data_kind == "seq2seq", f"--space {self.space}")
-            if self.gen_gap and not space.per_example_losses:
-                problems.append(f"--gen-gap pairs training and validation examples; the {self.space} space's "
-                                "batches are not independent examples")
-        if (self.estimator != "relaxed" or self.gen_gap) and self.cuda_graphs:
-            problems.append("--estimator and --gen-gap are not captured in CUDA graphs: drop --cuda-graphs")
-        relaxation = get_relaxation(self.relaxation) if self.relaxation in RELAXATIONS else None
-        if relaxation is not None and self.strategy in STRATEGIES:
-            problems += get_strategy(self.strategy).config_problems(self, relaxation)
-            if relaxation.hard and self.cuda_graphs:
-                problems.append(f"{self.relaxation} picks its ops on the host each step: no --cuda-graphs")
-        if (self.discretization != "none") != (self.discretization_weight > 0):
-            problems.append("--discretization and --discretization-weight go together (a penalty and its weight)")
-        if self.latency_weight < 0 or self.latency_target < 0 or self.latency_warmup_steps < 0:
-            problems.append("--latency-weight, --latency-target and --latency-warmup-steps cannot be negative")
-        if self.latency_weight > 0 and not self.latency_table:
-            problems.append("--latency-weight needs --latency-table (measure one with `darts-nas latency-table`)")
-        if self.latency_table and space is not None and space.data_kind != "images":
-            problems.append("latency tables measure image spaces")
-        if self.virtual_step_clip < 0:
-            problems.append("--virtual-step-clip cannot be negative")
-        if self.arch_schedule != "every":
-            if self.strategy in STRATEGIES and not issubclass(get_strategy(self.strategy), AlternatingStep):
-                problems.append(f"--arch-schedule {self.arch_schedule} times the alpha steps of a bilevel search; "
-                                f"the {self.strategy} strategy steps both on one batch")
-            if self.cuda_graphs:
-                problems.append("--arch-schedule decides each step on the host: no --cuda-graphs")
-            if space is not None and space.data_kind != "images":
-                problems.append("--arch-schedule applies to image searches")
-        if self.schedule_freq < 1 or not 0 < self.fisher_ewma <= 1 or self.fisher_threshold <= 0 or \
-                self.threshold_factor < 1 or self.admm_every < 1:
-            problems.append("--schedule-freq must be at least 1, --fisher-ewma in (0, 1], --fisher-threshold "
-                            "positive, --threshold-factor at least 1 and --admm-every at least 1")
-        if self.discretization in ("proximity", "admm-prime") and self.cuda_graphs:
-            problems.append(f"--discretization {self.discretization} derives the current cell on the host each alpha "
-                            "step: no --cuda-graphs")
-        if self.discretization == "proximity" and space is not None and space.data_kind != "images":
-            problems.append("--discretization proximity (ramped over the image search's steps) applies to image "
-                            "searches")
-        if self.weight_optimizer == "adam" and (self.cuda_graphs or self.strategy == "implicit" or
-                                                self.strategy == "bilevel" and self.order == 2):
-            problems.append("--weight-optimizer adam goes with first-order bilevel or single-level searches without "
-                            "--cuda-graphs (the second-order and implicit hypergradients model an SGD step)")
+    def validate(self) -> "SearchCore":
+        """Every check, one line each: the generic ones, the core's, what the named space, strategy and relaxation
+        say, and each settings group's own (a line that two groups both give appears once)."""
+        problems = self.generic_problems() + self.core_problems() + self.plugin_problems()
+        for group in type(self).GROUPS:
+            problems += group.problems(self)
+        problems = list(dict.fromkeys(problems))
+        if problems:
+            raise DartsNasError("; ".join(problems))
+        return self
+
+    def search_space(self):
+        """The registered class of --space (None for an unknown name, which the choices check reports)."""
+        return get_space(self.space) if self.space in SPACES else None
+
+    def search_strategy(self):
+        """The registered class of --strategy, or None."""
+        return get_strategy(self.strategy) if self.strategy in STRATEGIES else None
+
+    def search_relaxation(self):
+        """The registered relaxation of --relaxation, or None."""
+        return get_relaxation(self.relaxation) if self.relaxation in RELAXATIONS else None
+
+    def core_problems(self) -> list[str]:
+        """The checks of the core's own fields."""
+        problems = power_schedule_problems(self)
         if self.arch_lr_min < 0:
             problems.append("--arch-lr-min cannot be negative")
         if not 0.0 < self.train_portion < 1.0:
             problems.append("--train-portion must be between 0 and 1")
         if self.lr <= 0 or self.arch_lr <= 0 or self.lr_min < 0:
             problems.append("learning rates must be positive")
-        if min(self.limit, self.cutout, self.crop_padding, self.grad_clip, self.arch_warmup_epochs) < 0:
+        if min(self.limit, self.grad_clip, self.arch_warmup_epochs) < 0:
             problems.append("--limit, --cutout, --crop-padding, --grad-clip and --arch-warmup-epochs cannot be "
                             "negative")
-        if problems:
-            raise DartsNasError("; ".join(problems))
-        return self
+        return problems
+
+    def plugin_problems(self) -> list[str]:
+        """What the registered space, strategy and relaxation that this configuration names say of it."""
+        problems = []
+        space, strategy, relaxation = self.search_space(), self.search_strategy(), self.search_relaxation()
+        if space is not None:
+            problems += self.space_setting_problems(space)
+            problems += space.config_problems(self)
+            problems += text_problems(self, space.data_kind == "text", f"--space {self.space}")
+            problems += seq2seq_problems(self, space.data_kind == "seq2seq", f"--space {self.space}")
+        if relaxation is not None and strategy is not None:
+            problems += strategy.config_problems(self, relaxation)
+            if relaxation.hard and self.cuda_graphs:
+                problems.append(f"{self.relaxation} picks its ops on the host each step: no --cuda-graphs")
+        models_sgd_step = getattr(strategy, "models_sgd_step", None)
+        if self.weight_optimizer == "adam" and (self.cuda_graphs or models_sgd_step is not None and
+                                                models_sgd_step(self)):
+            problems.append("--weight-optimizer adam goes with first-order bilevel or single-level searches without "
+                            "--cuda-graphs (the second-order and implicit hypergradients model an SGD step)")
+        return problems
 
     def space_setting_problems(self, space) -> list[str]:
         """The settings only some spaces read must keep their defaults in the others: one line each, naming the
@@ -341,6 +164,33 @@ class SearchConfig(Settings, LanguageModelSettings, Seq2SeqSettings, Transformer
                 problems.append(f"--{_flag(f.name)} does not apply to the {self.space} space (it belongs to the "
                                 f"{' and '.join(owners)} space{'s' if len(owners) > 1 else ''})")
         return problems
+
+
+def declared_settings() -> list[type]:
+    """The settings groups that the registered plug-ins declare, each once: the data kinds', the spaces', the
+    relaxations', the strategies' and those of the search's other parts (penalties, schedule, collapse signals)."""
+    data_groups = [group for groups in DATA_KINDS.values() for group in groups]
+    return declared_groups([*data_groups, *SPACES.values(), *RELAXATIONS.values(), *STRATEGIES.values(),
+                            *SEARCH_PARTS])
+
+
+def assemble_search_config(groups=None) -> type:
+    """The flat SearchConfig dataclass: SearchCore's fields, then those of each settings group (default: the
+    declared ones), in that order. Every field has one home: a name declared twice is refused."""
+    groups = tuple(declared_settings() if groups is None else groups)
+    homes = {f.name: "SearchCore" for f in fields(SearchCore)}
+    for group in groups:
+        for f in fields(group):
+            if f.name in homes:
+                raise DartsNasError(f"setting {f.name} is declared by both {homes[f.name]} and {group.__name__}")
+            homes[f.name] = group.__name__
+    namespace = {"__module__": __name__, "__qualname__": "SearchConfig", "GROUPS": groups,
+                 "POSITIVE": SearchCore.POSITIVE + tuple(n for group in groups for n in group.POSITIVE),
+                 "__doc__": "The settings of a search: SearchCore's and those its plug-ins declare, flat."}
+    return dataclass(type("SearchConfig", (*reversed(groups), SearchCore), namespace))
+
+
+SearchConfig = assemble_search_config()
 
 
 def power_schedule_problems(config) -> list[str]:
@@ -603,7 +453,7 @@ PRESETS: dict[str, Preset] = {
     "sigmoid-admm-nb201": Preset(
         "sigmoid op weights with an ADMM discretization penalty in the NAS-Bench-201 space",
         dict(_NB201, relaxation="sigmoid", discretization="admm", discretization_weight=0.1)),
-    # sharpDARTS' schedule and regularization on the DARTS CNN space: Cosine Power Annealing (p = 10) and Max-W.
+    # sharpDARTS' schedule and regularization on the DARTS CNN space: Cosine Power Annealing and Max-W.
     # sharpDARTS (arXiv:1903.09900), the authors' code and commands (ahundt/sharpDARTS @6f593d4): train_search.py's
     # defaults (8 cells, C=16, SGD 0.025 to 1e-4, momentum 0.9, wd 3e-4, clip 5, train portion 0.5, alphas Adam 3e-4
     # (0.5, 0.999) wd 1e-3), Cosine Power Annealing with the scripts' exponent 2 and 5 warm-up epochs, and the README
@@ -646,8 +496,8 @@ PRESETS: dict[str, Preset] = {
         "the same with the DARTS authors' recurrent hypergradient (their code's computation, as the published "
         "cell was searched)",
         dict(_PTB, order=2, hypergradient="authors")),
-    # UNAS (arXiv:1912.07651) in its DARTS-style space, CIFAR-10, the authors' settings (darts-facts section 10, from
-    # their code): UNAS estimator on Gumbel samples at tau 0.4, generalization-gap objective (0.5), pair penalty 0.2;
+    # UNAS (arXiv:1912.07651) in its DARTS-style space, CIFAR-10, the authors' settings (their code, NVlabs/unas
+    # @cdd19b9): UNAS estimator on Gumbel samples at tau 0.4, generalization-gap objective (0.5), pair penalty 0.2;
     # weights Adam 3e-4 cosine to 1e-4, wd 3e-4; alphas Adam 1e-3 cosine to 3e-4, wd 1e-6; 15 warm-up + 85 search
     # epochs; train portion 0.9; batch 128 (their 32 per GPU x 4). C=16 and 8 cells are DARTS' (not checked there).
     "unas-cifar10": Preset(
@@ -795,11 +645,6 @@ TRAIN_PRESETS: dict[str, Preset] = {
 }
 
 
-def register_preset(name: str, note: str, values: dict, train: bool = False) -> None:
-    """Add a preset (a space's or a method's module may bring its own): one entry, its note and its values."""
-    (TRAIN_PRESETS if train else PRESETS)[name] = Preset(note, dict(values))
-
-
 def _preset(table: dict, cls, name: str | None, overrides: dict, config_file=None):
     values = {}
     if name is not None and config_file is not None:
@@ -840,10 +685,6 @@ def preset_config(name: str | None = None, config_file=None, **overrides) -> Sea
 
 def train_preset_config(name: str | None = None, config_file=None, **overrides) -> TrainConfig:
     return _preset(TRAIN_PRESETS, TrainConfig, name, overrides, config_file)
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls=SearchConfig) -> None:

@@ -22,14 +22,42 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .errors import DartsNasError
 from .fileio import atomic_write_json
+from .settings import SettingsGroup, setting
 
 VERSION = 1
+
+
+@dataclass
+class LatencySettings(SettingsGroup):
+    """The latency table a search records against and UNAS' penalty on its estimate."""
+
+    latency_table: str = setting("", "a latency table of this supernet (darts-nas latency-table): record the derived "
+                                 "cell's measured and estimated latency each epoch, and with --latency-weight "
+                                 "penalize it")
+    latency_target: float = setting(0.0, "UNAS latency penalty: the target in ms (penalized above it)")
+    latency_weight: float = setting(0.0, "UNAS latency penalty: weight c of c relu(estimate - target) (UNAS: 0.1; 0: "
+                                    "off)")
+    latency_warmup_steps: int = setting(30000, "UNAS latency penalty: alpha steps over which its weight ramps from 0 "
+                                        "(UNAS: 30000; 0: none)")
+
+    @classmethod
+    def problems(cls, config) -> list[str]:
+        problems = []
+        if config.latency_weight < 0 or config.latency_target < 0 or config.latency_warmup_steps < 0:
+            problems.append("--latency-weight, --latency-target and --latency-warmup-steps cannot be negative")
+        if config.latency_weight > 0 and not config.latency_table:
+            problems.append("--latency-weight needs --latency-table (measure one with `darts-nas latency-table`)")
+        space = config.search_space()
+        if config.latency_table and space is not None and space.data_kind != "images":
+            problems.append("latency tables measure image spaces")
+        return problems
 
 
 def _sync(device: torch.device) -> None:

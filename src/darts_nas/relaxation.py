@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from .errors import registry_lookup
+from .settings import SettingsGroup, setting
 
 
 def softmax(alpha: torch.Tensor, tau=None) -> torch.Tensor:
@@ -70,6 +71,20 @@ def max_w(weights: torch.Tensor) -> torch.Tensor:
     return 1.0 - weights.max(dim=-1, keepdim=True).values + weights
 
 
+@dataclass
+class GumbelSettings(SettingsGroup):
+    """The temperature of the Gumbel relaxations, annealed linearly over the epochs by the run loop."""
+
+    POSITIVE = ("tau_min",)
+
+    tau_max: float = setting(10.0, "Gumbel temperature at the first epoch (annealed linearly to --tau-min)")
+    tau_min: float = setting(0.1, "Gumbel temperature at the last epoch")
+
+    @classmethod
+    def problems(cls, config) -> list[str]:
+        return ["--tau-max must be at least --tau-min"] if config.tau_max < config.tau_min else []
+
+
 @dataclass(frozen=True)
 class Relaxation:
     name: str
@@ -79,6 +94,7 @@ class Relaxation:
     independent: bool = False  # no competition within an edge (ranked by its own weights, not softmax)
     pruning: bool = False  # alphas at or below 0 after a step are zeroed and their ops masked for good
     init: Callable | None = None  # (shape) -> the alphas' initial values, where the relaxation fixes them
+    settings_groups: tuple = ()  # the settings it reads (SettingsGroup dataclasses)
 
     def probabilities(self, alpha: torch.Tensor) -> torch.Tensor:
         """The deterministic weights that logs show and the derivation ranks: the relaxation itself for an
@@ -95,8 +111,9 @@ def uniform_init(shape) -> torch.Tensor:
 RELAXATIONS: dict[str, Relaxation] = {
     "softmax": Relaxation("softmax", softmax),
     "sigmoid": Relaxation("sigmoid", sigmoid, independent=True),
-    "gumbel": Relaxation("gumbel", gumbel_softmax, stochastic=True),
-    "hard-gumbel": Relaxation("hard-gumbel", hard_gumbel, stochastic=True, hard=True),
+    "gumbel": Relaxation("gumbel", gumbel_softmax, stochastic=True, settings_groups=(GumbelSettings,)),
+    "hard-gumbel": Relaxation("hard-gumbel", hard_gumbel, stochastic=True, hard=True,
+                              settings_groups=(GumbelSettings,)),
     "clamp": Relaxation("clamp", clamp, independent=True, pruning=True, init=uniform_init),
 }
 

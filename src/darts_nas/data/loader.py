@@ -4,14 +4,39 @@ device-side permutation plus on-device augmentation, with no worker processes an
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
 from .. import distributed
 from ..errors import DartsNasError
+from ..settings import SettingsGroup, setting
 from .augment import augment as augment_batch, normalize
 from .dataset import ImageDataset
+
+
+@dataclass
+class ImageSearchSettings(SettingsGroup):
+    """A search's image data: where it comes from, its size, the fixed weights/alphas split, and the on-device
+    augmentation of the batches."""
+
+    POSITIVE = ("image_size", "synthetic_size")
+
+    download: bool = setting(True, "download CIFAR from its official URL (checksum verified) when it is missing")
+    image_size: int = setting(32, "image side for folder datasets (images are resized)")
+    synthetic_size: int = setting(1024, "images in the synthetic dataset")
+    split_file: str = setting("", "fixed weights/alphas split of the training set, e.g. NAS-Bench-201's "
+                              "cifar-split.txt (replaces --train-portion)", space_setting=True)
+    crop_padding: int = setting(4, "random-crop padding (0: no crop)")
+    flip: bool = setting(True, "random horizontal flips")
+    cutout: int = setting(0, "cutout square side (0: off; DARTS search uses none)")
+
+    @classmethod
+    def problems(cls, config) -> list[str]:
+        if min(config.cutout, config.crop_padding) < 0:
+            return ["--limit, --cutout, --crop-padding, --grad-clip and --arch-warmup-epochs cannot be negative"]
+        return []
 
 
 def search_split(n: int, train_portion: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ..errors import DartsNasError
+from ..settings import SettingsGroup, setting
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
@@ -36,6 +37,23 @@ SYNTHETIC_TASKS = ("copy", "reverse", "sort")
 SEQ2SEQ_DATASETS: tuple[str, ...] = SYNTHETIC_TASKS + ("parallel",)
 SPLITS = ("train", "valid", "test")
 TOKENIZERS = ("sentencepiece", "word")
+
+
+@dataclass
+class Seq2SeqSettings(SettingsGroup):
+    """The sequence-to-sequence data's fields (the reversible Transformer space), shared by search and training."""
+
+    POSITIVE = ("task_size", "task_symbols", "subword_vocab", "max_tokens")
+
+    task_size: int = setting(4096, "synthetic tasks (copy, reverse, sort): training pairs (valid and test: an eighth "
+                           "each)")
+    min_length: int = setting(3, "synthetic tasks: shortest source sequence")
+    max_length: int = setting(12, "synthetic tasks: longest source sequence")
+    task_symbols: int = setting(16, "synthetic tasks: distinct symbols")
+    tokenizer: str = setting("sentencepiece", "--dataset parallel: a joint subword model trained on the training text "
+                           "(sentencepiece, the seq2seq extra) or whitespace words", TOKENIZERS)
+    subword_vocab: int = setting(8000, "--dataset parallel with sentencepiece: pieces in the subword vocabulary")
+    max_tokens: int = setting(256, "sequence-to-sequence: longest source or target kept, in tokens (longer ones are cut)")
 
 
 def require_seq2seq_extra(what: str):

@@ -19,14 +19,38 @@ output, the cell, locked dropout on the cell output, and a decoder whose weight 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..genotypes import RecurrentGenotype
+from ..settings import SettingsGroup, setting
 
 INIT_RANGE = 0.04  # uniform init of the cell matrices (the published code's value)
 EMBED_INIT_RANGE = 0.1
+
+
+@dataclass
+class LanguageModelSettings(SettingsGroup):
+    """The language model's fields, shared by the recurrent search and training (the defaults are the search's;
+    TrainConfig overrides the ones its recipe changes)."""
+
+    POSITIVE = ("units", "bptt")
+
+    units: int = setting(300, "language model: embedding and hidden size (DARTS: 300 in search, 850 on PTB, 700 on "
+                       "WikiText-2)", space_setting=True)
+    bptt: int = setting(35, "language model: base BPTT length (each training window's length is drawn around it)", space_setting=True)
+    max_seq_len_delta: int = setting(20, "language model: training windows are at most --bptt + this long", space_setting=True)
+    dropout: float = setting(0.75, "language model: locked dropout on the cell output", space_setting=True)
+    dropout_h: float = setting(0.25, "language model: variational dropout on the hidden states the nodes read", space_setting=True)
+    dropout_x: float = setting(0.75, "language model: variational dropout on the cell input x", space_setting=True)
+    dropout_i: float = setting(0.2, "language model: locked dropout on the embeddings", space_setting=True)
+    dropout_e: float = setting(0.0, "language model: embedding (whole-word) dropout", space_setting=True)
+    ar: float = setting(0.0, "language model: activation regularization weight (AR)", space_setting=True)
+    tar: float = setting(1e-3, "language model: temporal activation regularization weight (TAR)", space_setting=True)
+
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda h: h}
 

@@ -15,15 +15,38 @@ The op bank of the functions (its names as in :mod:`darts_nas.genotypes.transfor
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..genotypes.transformer import OP_BANKS
 from ..ops import transformer_op
+from ..settings import SettingsGroup, setting
 from .reversible import ReversibleBlock, ReversibleStack
 
 PAD = 0
+
+
+@dataclass
+class TransformerSettings(SettingsGroup):
+    """The reversible Transformer's size, shared by the search space and the network trained from scratch."""
+
+    POSITIVE = ("d_model", "splits", "blocks")
+
+    d_model: int = setting(64, "reversible Transformer: width of each part of the hidden state", space_setting=True)
+    splits: int = setting(2, "reversible Transformer: parts of the hidden state, each updated by its own residual "
+                        "function (2: RevNet's coupling)", space_setting=True)
+    blocks: int = setting(2, "reversible Transformer: reversible blocks in the encoder and in the decoder",
+                        space_setting=True)
+    op_bank: str = setting("evolved", "reversible Transformer search: the candidate ops (evolved: the Evolved "
+                         "Transformer's kinds in several widths and head counts; small: one of each kind)",
+                         tuple(OP_BANKS), space_setting=True)
+    reversible: bool = setting(True, "reversible Transformer: backpropagate by reconstructing each block's inputs "
+                             "(activation memory constant in depth); off: plain autograd", space_setting=True)
+    model_dropout: float = setting(0.1, "reversible Transformer: dropout on the embeddings and each function's output",
+                                 space_setting=True)
 
 
 class TransformerFunction(nn.Module):

@@ -129,7 +129,6 @@ class Seq2SeqSearchRun(SearchRun):
         return {"train_loss": loss}
 
     def validate(self) -> dict:
-        c = self.config
         self.model.eval()
         try:
             loss, acc = batch_loss_and_accuracy(self.model.loss, self.val_batches)

@@ -21,6 +21,8 @@ construction, the command line's choices and checkpoint reload.
 
 from __future__ import annotations
 
+from ..data.loader import ImageSearchSettings
+from ..data.seq2seq import Seq2SeqSettings
 from ..errors import DartsNasError, registry_lookup
 from ..genotypes import NB201_PRIMITIVES, PARAMETER_FREE, NB201Arch
 from .base import SearchData, SearchModel
@@ -36,8 +38,9 @@ from .rev_transformer import RevTransformerLMSearchModel, RevTransformerSearchMo
 from .unas_darts import UnasDartsSearchModel
 
 SPACES: dict[str, type[SearchModel]] = {}
-# The kinds of data a space can declare; each has one search run (darts_nas.run.dispatch.SEARCH_RUNS).
-DATA_KINDS = ("images", "text", "seq2seq")
+# The kinds of data a space can declare, each with the settings groups of its data (SearchConfig's fields); each
+# has one search run (darts_nas.run.dispatch.SEARCH_RUNS).
+DATA_KINDS: dict[str, tuple] = {"images": (ImageSearchSettings,), "text": (), "seq2seq": (Seq2SeqSettings,)}
 
 
 def register_space(cls: type[SearchModel]) -> type[SearchModel]:

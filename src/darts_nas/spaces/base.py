@@ -19,6 +19,7 @@ from torch.func import functional_call
 from ..errors import DartsNasError
 from ..precision import PRECISIONS, autocast, full_precision
 from ..relaxation import get_relaxation, max_w
+from ..settings import SettingsGroup, setting
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,13 @@ class SearchData:
     num_classes: int = 0
     in_channels: int = 3
     vocab_size: int = 0
+
+
+@dataclass
+class MaxWSettings(SettingsGroup):
+    """sharpDARTS' Max-W, which every space applies to its op weights (:meth:`SearchModel.op_weights`)."""
+
+    max_w: bool = setting(False, "sharpDARTS Max-W: weight each op by w + 1 - max(w) of its edge")
 
 
 class SearchModel(nn.Module):
@@ -45,6 +53,9 @@ class SearchModel(nn.Module):
     # The space-specific settings of SearchConfig (fields marked ``space_setting``) this space reads; the others
     # must keep their defaults, and the config says so in one line.
     settings: frozenset = frozenset()
+    # The settings groups (darts_nas.settings.SettingsGroup dataclasses) this class brings to SearchConfig; a
+    # subclass adds its own to those of its bases.
+    settings_groups: tuple = (MaxWSettings,)
     # Whether its loss is a mean over independent examples (example_losses): what UNAS' generalization-gap
     # objective pairs. A text space's windows of a token stream are not.
     per_example_losses = True

@@ -7,6 +7,8 @@ statistics and has no buffers, so ``torch.func.functional_call`` can evaluate th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +16,7 @@ from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import DartsNasError
+from ..settings import SettingsGroup, setting
 from ..genotypes import PARAMETER_FREE, PRIMITIVES, Genotype, derive_genotype
 from ..ops import FactorizedReduce, ReLUConvBN
 from .base import SearchData, SearchModel, parameter_count_millions
@@ -165,6 +168,24 @@ def checkpointed(cell: nn.Module, *inputs):
     return checkpoint(run, *inputs, *values, use_reentrant=False, preserve_rng_state=False)
 
 
+@dataclass
+class DartsCNNSettings(SettingsGroup):
+    """The DARTS CNN supernet's own settings (read by the spaces built on it): its stem, PC-DARTS' partial
+    channels and edge normalization, and its execution options."""
+
+    POSITIVE = ("stem_multiplier", "partial_channels")
+
+    stem_multiplier: int = setting(3, "stem output channels = stem_multiplier * C", space_setting=True)
+    partial_channels: int = setting(1, "PC-DARTS: only 1/K of each edge's channels go through its ops (1: all, "
+                                    "DARTS; PC-DARTS uses 4)", space_setting=True)
+    edge_normalization: bool = setting(False, "PC-DARTS edge normalization: a learned softmax weight over the "
+                                       "inputs of each node", space_setting=True)
+    fuse_ops: bool = setting(False, "compute all candidate ops that read one state in a few batched kernels",
+                             space_setting=True)
+    checkpoint_cells: bool = setting(False, "recompute each cell's activations in backward (less memory, more "
+                                     "time)", space_setting=True)
+
+
 class DartsCNNSearchModel(SearchModel):
     """Supernet weights plus the architecture parameters: two alpha matrices (normal, reduce), each [edges, ops],
     init 1e-3 N(0, 1); with edge normalization (PC-DARTS) also two beta vectors [edges], init the same way.
@@ -181,6 +202,7 @@ class DartsCNNSearchModel(SearchModel):
     settings = frozenset({"layers", "nodes", "stem_multiplier", "partial_channels", "edge_normalization",
                           "fuse_ops", "checkpoint_cells", "channels_last", "cuda_graphs", "split_file",
                           "resource_weight", "stop_param_free"})
+    settings_groups = (DartsCNNSettings,)
 
     @classmethod
     def config_problems(cls, config) -> list[str]:

@@ -14,7 +14,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import DartsNasError
-from ..nets.rnn import RNNLanguageModel, activation_penalty, lm_cross_entropy
+from ..nets.rnn import LanguageModelSettings, RNNLanguageModel, activation_penalty, lm_cross_entropy
 from ..precision import autocast
 from ..genotypes import RNN_PRIMITIVES, RecurrentGenotype, derive_recurrent
 from .base import SearchData, SearchModel
@@ -27,6 +27,7 @@ class DartsRNNSearchModel(SearchModel):
     genotype_type = RecurrentGenotype
     settings = frozenset({"nodes", "units", "bptt", "max_seq_len_delta", "dropout", "dropout_h", "dropout_x",
                           "dropout_i", "dropout_e", "ar", "tar"})
+    settings_groups = (LanguageModelSettings,)
 
     @classmethod
     def config_problems(cls, config) -> list[str]:

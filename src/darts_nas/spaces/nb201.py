@@ -13,12 +13,15 @@ node 3; ``~i`` the input node). The derived cell is the strongest op of each edg
 from __future__ import annotations
 
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..ops import ReLUConvBN, nb201_op
 from .base import SearchData, SearchModel, parameter_count_millions
+from ..settings import SettingsGroup, setting
 from .mixed import MixedOp
 
 from ..genotypes.nb201 import NB201_EDGES, NB201_PRIMITIVES, NB201Arch
@@ -81,6 +84,17 @@ class NB201Network(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+@dataclass
+class NB201Settings(SettingsGroup):
+    """The NAS-Bench-201 space's size and its benchmark table."""
+
+    POSITIVE = ("cells_per_stage",)
+
+    cells_per_stage: int = setting(5, "NAS-Bench-201: cells per stage (the network has 3 stages)", space_setting=True)
+    nb201_table: str = setting("", "NAS-Bench-201 results CSV: log the benchmark accuracy of the cell every epoch",
+                               space_setting=True)
+
+
 class NB201SearchModel(SearchModel):
     """The NAS-Bench-201 supernet and its one alpha matrix ``cell`` [6, 5], init 1e-3 N(0, 1)."""
 
@@ -88,6 +102,7 @@ class NB201SearchModel(SearchModel):
     genotype_type = NB201Arch
     settings = frozenset({"cells_per_stage", "channels_last", "cuda_graphs", "split_file", "resource_weight",
                           "stop_param_free", "nb201_table"})
+    settings_groups = (NB201Settings,)
 
     @classmethod
     def from_config(cls, config, data: SearchData) -> "NB201SearchModel":

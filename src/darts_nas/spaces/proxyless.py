@@ -15,6 +15,8 @@ strongest op.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -23,6 +25,7 @@ from ..genotypes.mobile import (LAYERS, MB_OPS, MOBILE_PRIMITIVES, STEM_CHANNELS
 from ..nets.mobile import MobileStem, conv_bn_relu6
 from ..ops import mobile_op
 from .base import SearchData, SearchModel
+from ..settings import SettingsGroup, setting
 
 GROUPS = ("change", "skippable")
 
@@ -75,6 +78,14 @@ class ProxylessSupernet(nn.Module):
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+@dataclass
+class ProxylessSettings(SettingsGroup):
+    """The ProxylessNAS supernet's stem: its stride follows the image size."""
+
+    stem_stride: int = setting(2, "proxyless: stride of the stem conv (2 on ImageNet-size images, as in "
+                               "ProxylessNAS; 1 on 32x32 CIFAR images)", space_setting=True)
+
+
 class ProxylessSearchModel(SearchModel):
     """The ProxylessNAS space (``--space proxyless``); see the module docstring. ``--channels`` is the stem width
     (40 in the papers; other widths scale with it), ``--stem-stride`` 2 on ImageNet-size images, 1 on CIFAR."""
@@ -82,6 +93,7 @@ class ProxylessSearchModel(SearchModel):
     space = "proxyless"
     genotype_type = ProxylessArch
     settings = frozenset({"channels_last", "split_file", "stem_stride", "stop_param_free", "resource_weight"})
+    settings_groups = (ProxylessSettings,)
 
     @classmethod
     def config_problems(cls, config) -> list[str]:

@@ -29,8 +29,8 @@ from torch.func import functional_call
 
 from ..genotypes import TransformerArch, derive_transformer, op_bank
 from ..genotypes.transformer import TRANSFORMER_PARAMETER_FREE
-from ..nets.transformer import ReversibleTransformer, seq2seq_loss
-from ..nets.rnn import lm_cross_entropy
+from ..nets.transformer import ReversibleTransformer, TransformerSettings, seq2seq_loss
+from ..nets.rnn import LanguageModelSettings, lm_cross_entropy
 from ..precision import autocast
 from .base import SearchData, SearchModel, parameter_count_millions
 
@@ -42,6 +42,7 @@ class RevTransformerSearchModel(SearchModel):
     data_kind = "seq2seq"
     genotype_type = TransformerArch
     settings = SETTINGS
+    settings_groups = (TransformerSettings,)
     language_model = False
 
     @classmethod
@@ -186,6 +187,7 @@ class RevTransformerLMSearchModel(RevTransformerSearchModel):
     space = "rev-transformer-lm"
     data_kind = "text"
     settings = SETTINGS | {"bptt", "max_seq_len_delta"}
+    settings_groups = (LanguageModelSettings,)
     language_model = True
 
     def init_hidden(self, batch_size: int, device=None) -> torch.Tensor:

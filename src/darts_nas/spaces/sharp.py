@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from ..genotypes import PRIMITIVES, SharpGenotype
 from ..ops import SHARP_PARAMETER_FREE, SHARP_PRIMITIVES, SHARPER_PRIMITIVES, sharp_search_op
-from .base import SearchData
 from .darts_cnn import DartsCNNSearchModel
 
 
@@ -31,13 +30,6 @@ class SharpDartsSearchModel(DartsCNNSearchModel):
     settings = frozenset({"layers", "nodes", "stem_multiplier", "partial_channels", "edge_normalization",
                           "checkpoint_cells", "channels_last", "cuda_graphs", "split_file", "resource_weight",
                           "stop_param_free"})
-
-    @classmethod
-    def from_config(cls, config, data: SearchData) -> "SharpDartsSearchModel":
-        return cls(C=config.channels, num_classes=data.num_classes, layers=config.layers, steps=config.nodes,
-                   multiplier=config.nodes, stem_multiplier=config.stem_multiplier, in_channels=data.in_channels,
-                   relaxation=config.relaxation, partial_channels=config.partial_channels,
-                   edge_normalization=config.edge_normalization, max_w=config.max_w)
 
     @staticmethod
     def parameter_free_ops(genotype) -> int:

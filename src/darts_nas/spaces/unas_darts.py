@@ -27,10 +27,13 @@ Pools have no BatchNorm here (unlike DARTS' supernet), as in UNAS.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from ..errors import DartsNasError
+from ..settings import SettingsGroup, setting
 from ..genotypes import PARAMETER_FREE, Genotype
 from ..ops import unas_op
 from .base import SearchData, SearchModel
@@ -59,6 +62,14 @@ def pair_overlap(w_ops: torch.Tensor, w_in: list[torch.Tensor]) -> torch.Tensor:
     return total
 
 
+@dataclass
+class UnasDartsSettings(SettingsGroup):
+    """UNAS' penalty on a node's two slots choosing the same pair (:meth:`UnasDartsSearchModel.arch_penalty`)."""
+
+    pair_penalty: float = setting(0.2, "unas-darts: weight of the penalty on a node's two slots choosing the same "
+                                  "(input, op) pair (UNAS: 0.2)", space_setting=True)
+
+
 class UnasDartsSearchModel(SearchModel):
     """UNAS' DARTS cell space (``--space unas-darts``); see the module docstring."""
 
@@ -66,6 +77,7 @@ class UnasDartsSearchModel(SearchModel):
     genotype_type = Genotype
     settings = frozenset({"layers", "nodes", "stem_multiplier", "channels_last", "split_file", "pair_penalty",
                           "stop_param_free"})
+    settings_groups = (UnasDartsSettings,)
 
     @classmethod
     def config_problems(cls, config) -> list[str]:

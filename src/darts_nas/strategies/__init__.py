@@ -19,7 +19,7 @@ same (tests/test_distributed.py checks each strategy against one process).
 from ..errors import registry_lookup
 from .bilevel import (HVP_METHODS, AlternatingStep, Bilevel, alpha_step, architecture_gradient, hessian_vector_product, sgd_state, virtual_step,
                       weight_step)
-from .curvature import alpha_hessian_eigenvalue
+from .curvature import CollapseSettings, alpha_hessian_eigenvalue
 from .implicit import Implicit, implicit_gradient, neumann_inverse_hvp, weight_hessian_vector_product
 from .regularizers import DISCRETIZATIONS, ArchRegularizer, discrete_target
 from .schedule import ARCH_SCHEDULES, ArchSchedule
@@ -27,7 +27,12 @@ from .single_level import SingleLevel
 
 # Every strategy: ``from_config(config, regularizer)``, ``config_problems(config, relaxation)``, ``describe()``,
 # ``uses_val_batch`` and ``step(...)``, all going through weight_step / alpha_step. A new one is one more entry.
+# Each also declares its settings (``settings_groups``) and may say ``models_sgd_step(config)``: whether its
+# hypergradient models an SGD step of the weights (then the weights' optimizer must be SGD).
 STRATEGIES: dict[str, type] = {"bilevel": Bilevel, "single-level": SingleLevel, "implicit": Implicit}
+# What every search runs beside its strategy, each with its settings: the alphas' penalties (resource,
+# discretization, latency), their schedule, and the collapse signals.
+SEARCH_PARTS = (ArchRegularizer, ArchSchedule, CollapseSettings)
 
 
 def get_strategy(name: str) -> type:
@@ -39,7 +44,7 @@ def strategy_from_config(config, regularizer=None):
     return get_strategy(config.strategy).from_config(config, regularizer)
 
 
-__all__ = ["ARCH_SCHEDULES", "ArchSchedule", "discrete_target", "HVP_METHODS", "AlternatingStep", "ArchRegularizer", "Bilevel", "DISCRETIZATIONS", "Implicit", "STRATEGIES", "SingleLevel",
+__all__ = ["ARCH_SCHEDULES", "CollapseSettings", "SEARCH_PARTS", "ArchSchedule", "discrete_target", "HVP_METHODS", "AlternatingStep", "ArchRegularizer", "Bilevel", "DISCRETIZATIONS", "Implicit", "STRATEGIES", "SingleLevel",
            "alpha_hessian_eigenvalue", "alpha_step", "architecture_gradient", "get_strategy",
            "hessian_vector_product", "implicit_gradient", "strategy_from_config", "neumann_inverse_hvp", "sgd_state", "virtual_step",
            "weight_hessian_vector_product", "weight_step"]

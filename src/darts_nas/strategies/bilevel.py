@@ -31,8 +31,36 @@ import torch
 
 from ..distributed import average
 from ..errors import DartsNasError
+from ..settings import SettingsGroup, setting
+from .objectives import EstimatorSettings
 
 HVP_METHODS = ("finite-difference", "exact")
+
+
+@dataclass
+class HvpSettings(SettingsGroup):
+    """The Hessian-vector product of the hypergradients that need one (second order, implicit)."""
+
+    hvp: str = setting("finite-difference", "Hessian-vector product of the second order and of implicit",
+                       HVP_METHODS)
+    fd_r: float = setting(0.01, "finite-difference step r0 (r = r0 / ||v||)")
+
+
+@dataclass
+class BilevelSettings(SettingsGroup):
+    """DARTS' order and the second order's own options."""
+
+    order: int = setting(1, "bilevel: 1 first-order DARTS; 2 second order (virtual step + Hessian-vector product)",
+                         (1, 2))
+    hypergradient: str = setting("exact", "second order: exact (the derivative of the unrolled objective) or authors "
+                                 "(the DARTS authors' recurrent computation: stale tied embedding in w', clipped v plus "
+                                 "weight decay, finite difference at w'; see the README)", ("exact", "authors"))
+    virtual_step_clip: float = setting(0.0, "second order: clip the virtual step's gradient at this norm (0: off; "
+                                       "the recurrent search clips at --grad-clip)")
+
+    @classmethod
+    def problems(cls, config) -> list[str]:
+        return ["--virtual-step-clip cannot be negative"] if config.virtual_step_clip < 0 else []
 
 
 def virtual_step(weights: Sequence[torch.Tensor], grads: Sequence[torch.Tensor], eta, momentum: float = 0.0,
@@ -270,6 +298,7 @@ class Bilevel(AlternatingStep):
     hypergradient: str = "exact"
 
     name = "bilevel"
+    settings_groups = (BilevelSettings, HvpSettings, EstimatorSettings)
 
     def __post_init__(self):
         check_settings(self.order, self.hvp)
@@ -284,6 +313,11 @@ class Bilevel(AlternatingStep):
         return cls(order=config.order, hvp=config.hvp, r=config.fd_r, regularizer=regularizer,
                    virtual_clip=config.virtual_step_clip, estimator=config.estimator, gen_gap=config.gen_gap,
                    hypergradient=config.hypergradient)
+
+    @staticmethod
+    def models_sgd_step(config) -> bool:
+        """Whether its hypergradient unrolls an SGD step of the weights (second order)."""
+        return config.order == 2
 
     @staticmethod
     def config_problems(config, relaxation) -> list[str]:

@@ -4,9 +4,37 @@ collapse to parameter-free cells."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..distributed import average
+from ..settings import SettingsGroup, setting
+from .regularizers import NEGATIVE_MESSAGE
+
+
+@dataclass
+class CollapseSettings(SettingsGroup):
+    """The collapse signals a search records and may stop on: this eigenvalue and the derived cell's
+    parameter-free ops."""
+
+    POSITIVE = ("hessian_batches", "hessian_iters")
+
+    # The estimate's defaults keep its share of every preset's search small (measured: docs/benchmarks.md): one
+    # power-iteration step costs about one search step, so every epoch with 2 batches x 20 steps added up to 38%.
+    hessian_every: int = setting(5, "epochs between estimates of the dominant Hessian eigenvalue of the alphas, also "
+                                 "estimated after the last epoch (0: off)")
+    hessian_batches: int = setting(1, "validation batches of the Hessian estimate")
+    hessian_iters: int = setting(10, "power-iteration steps of the Hessian estimate")
+    stop_eigenvalue: float = setting(0.0, "stop the search when the dominant eigenvalue exceeds this (0: never)")
+    stop_param_free: int = setting(0, "stop the search when the derived cell has this many parameter-free ops (0: "
+                                   "never)", space_setting=True)
+
+    @classmethod
+    def problems(cls, config) -> list[str]:
+        if min(config.hessian_every, config.stop_eigenvalue, config.stop_param_free) < 0:
+            return [NEGATIVE_MESSAGE]
+        return []
 
 
 def alpha_hessian_eigenvalue(model, batches, iters: int = 20, tol: float = 1e-4, generator=None) -> float:

@@ -25,7 +25,8 @@ import torch
 
 from ..distributed import average
 from ..errors import DartsNasError
-from .bilevel import AlternatingStep, _global_norm, check_settings, hessian_vector_product
+from ..settings import SettingsGroup, setting
+from .bilevel import AlternatingStep, HvpSettings, _global_norm, check_settings, hessian_vector_product
 
 
 def weight_hessian_vector_product(model, batch, v: Sequence[torch.Tensor], method: str = "exact", r: float = 0.01,
@@ -85,6 +86,15 @@ def implicit_gradient(model, train_batch, val_batch, *, eta, terms: int = 2, wei
 
 
 @dataclass
+class ImplicitSettings(SettingsGroup):
+    """iDARTS' Neumann series (its Hessian-vector products are HvpSettings')."""
+
+    POSITIVE = ("neumann_terms",)
+
+    neumann_terms: int = setting(2, "implicit: terms K of the Neumann series of the inverse Hessian")
+
+
+@dataclass
 class Implicit(AlternatingStep):
     """iDARTS: alphas along the implicit hypergradient (validation batch), then the weights' SGD step."""
 
@@ -94,6 +104,7 @@ class Implicit(AlternatingStep):
     regularizer: object = None
 
     name = "implicit"
+    settings_groups = (ImplicitSettings, HvpSettings)
 
     def __post_init__(self):
         check_settings(2, self.hvp)
@@ -103,6 +114,11 @@ class Implicit(AlternatingStep):
     @classmethod
     def from_config(cls, config, regularizer=None) -> "Implicit":
         return cls(terms=config.neumann_terms, hvp=config.hvp, r=config.fd_r, regularizer=regularizer)
+
+    @staticmethod
+    def models_sgd_step(config) -> bool:
+        """The implicit hypergradient models an SGD step of the weights."""
+        return True
 
     @staticmethod
     def config_problems(config, relaxation) -> list[str]:

@@ -14,11 +14,37 @@ Every gradient is averaged over the ranks of a distributed run where it is compu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..distributed import all_sum, average, world_size
 from ..errors import DartsNasError
 from ..estimators import ESTIMATORS, MovingBaseline, draw, uniform
+from ..settings import SettingsGroup, setting
+
+
+@dataclass
+class EstimatorSettings(SettingsGroup):
+    """How the alphas' gradient is estimated and UNAS' objective, for the strategies that offer them."""
+
+    estimator: str = setting("relaxed", "the alphas' gradient (first-order bilevel, single-level): relaxed "
+                             "(differentiate the relaxation's sample), reinforce (score function, moving baseline) or "
+                             "unas (score function with the relaxed loss as control variate and REBAR's correction; "
+                             "UNAS); the last two need --relaxation gumbel or hard-gumbel", ESTIMATORS)
+    gen_gap: float = setting(0.0, "UNAS' generalization-gap objective for the alphas: L_train + GEN_GAP |L_val - "
+                             "L_train| per example (UNAS: 0.5; 0: off)")
+
+    @classmethod
+    def problems(cls, config) -> list[str]:
+        problems = []
+        space = config.search_space()
+        if config.gen_gap and space is not None and not space.per_example_losses:
+            problems.append(f"--gen-gap pairs training and validation examples; the {config.space} space's "
+                            "batches are not independent examples")
+        if (config.estimator != "relaxed" or config.gen_gap) and config.cuda_graphs:
+            problems.append("--estimator and --gen-gap are not captured in CUDA graphs: drop --cuda-graphs")
+        return problems
 
 
 def alpha_objective(model, train_batch, val_batch, gen_gap: float = 0.0, single_level: bool = False):

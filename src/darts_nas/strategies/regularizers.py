@@ -22,12 +22,49 @@ All of it is tensor arithmetic on the device; the ADMM state is saved with the r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from ..errors import DartsNasError
+from ..latency import LatencySettings
+from ..settings import SettingsGroup, setting
+from .schedule import BOUNDS_MESSAGE
 
 DISCRETIZATIONS = ("none", "binary", "admm", "proximity", "admm-prime")
+NEGATIVE_MESSAGE = "penalty weights, --hessian-every and the stop thresholds cannot be negative"
+
+
+@dataclass
+class RegularizerSettings(SettingsGroup):
+    """The resource and discretization penalties' settings (the latency penalty's are LatencySettings)."""
+
+    resource_weight: float = setting(0.0, "SNAS resource penalty: weight of the expected parameter count "
+                                     "(millions)", space_setting=True)
+    discretization: str = setting("none", "penalty toward a discrete cell: binary (sum p(1-p)), admm, proximity "
+                                  "(DARTS-PRIME: ramped distance to the derived cell) or admm-prime (DARTS-PRIME's "
+                                  "ADMM)", DISCRETIZATIONS)
+    discretization_weight: float = setting(0.0, "weight of --discretization (the ADMM / proximity rho; DARTS-PRIME: "
+                                           "0.1)")
+    admm_every: int = setting(10, "--discretization admm-prime: alpha steps between the z, u updates (the authors' "
+                              "code updates every 9 with its flag at 10)")
+
+    @classmethod
+    def problems(cls, config) -> list[str]:
+        problems = [NEGATIVE_MESSAGE] if min(config.resource_weight, config.discretization_weight) < 0 else []
+        if (config.discretization != "none") != (config.discretization_weight > 0):
+            problems.append("--discretization and --discretization-weight go together (a penalty and its weight)")
+        if config.admm_every < 1:
+            problems.append(BOUNDS_MESSAGE)
+        if config.discretization in ("proximity", "admm-prime") and config.cuda_graphs:
+            problems.append(f"--discretization {config.discretization} derives the current cell on the host each "
+                            "alpha step: no --cuda-graphs")
+        space = config.search_space()
+        if config.discretization == "proximity" and space is not None and space.data_kind != "images":
+            problems.append("--discretization proximity (ramped over the image search's steps) applies to image "
+                            "searches")
+        return problems
 
 
 @torch.no_grad()
@@ -47,6 +84,8 @@ def discrete_target(model, weights: dict[str, torch.Tensor]) -> dict[str, torch.
 
 
 class ArchRegularizer:
+    settings_groups = (RegularizerSettings, LatencySettings)
+
     def __init__(self, resource_weight: float = 0.0, discretization: str = "none",
                  discretization_weight: float = 0.0, latency=None, latency_target: float = 0.0,
                  latency_weight: float = 0.0, latency_warmup_steps: int = 0, admm_every: int = 10):

@@ -19,14 +19,60 @@ running value on the second step (its EWMA there equals that step's FI); here th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..errors import DartsNasError
+from ..settings import SettingsGroup, setting
 
 ARCH_SCHEDULES = ("every", "fixed", "fisher")
+BOUNDS_MESSAGE = ("--schedule-freq must be at least 1, --fisher-ewma in (0, 1], --fisher-threshold positive, "
+                  "--threshold-factor at least 1 and --admm-every at least 1")
+
+
+@dataclass
+class ScheduleSettings(SettingsGroup):
+    """When the alphas step, and the constants of DARTS-PRIME's Fisher-information rule."""
+
+    arch_schedule: str = setting("every", "when the alphas step: every weight step, fixed (every --schedule-freq "
+                                 "steps) or fisher (DARTS-PRIME: when the smoothed Fisher information of the weights "
+                                 "falls under an adaptive threshold)", ARCH_SCHEDULES)
+    schedule_freq: float = setting(10.0, "--arch-schedule fixed/fisher: weight steps per alpha step (DARTS-PRIME: "
+                                   "10)")
+    fisher_ewma: float = setting(0.2, "--arch-schedule fisher: smoothing weight of the newest Fisher information")
+    fisher_threshold: float = setting(1.0, "--arch-schedule fisher: the threshold's start")
+    threshold_factor: float = setting(1.05, "--arch-schedule fisher: the threshold grows by this per weight step "
+                                      "without an alpha step and shrinks by its --schedule-freq power after one")
+
+    @classmethod
+    def problems(cls, config) -> list[str]:
+        problems = cls.timing_problems(config) if config.arch_schedule != "every" else []
+        if config.schedule_freq < 1 or not 0 < config.fisher_ewma <= 1 or config.fisher_threshold <= 0 or \
+                config.threshold_factor < 1:
+            problems.append(BOUNDS_MESSAGE)
+        return problems
+
+    @staticmethod
+    def timing_problems(config) -> list[str]:
+        """A schedule other than every step: it times the alpha steps of an alternating strategy, on the host."""
+        from .bilevel import AlternatingStep
+
+        problems = []
+        strategy, space = config.search_strategy(), config.search_space()
+        if strategy is not None and not issubclass(strategy, AlternatingStep):
+            problems.append(f"--arch-schedule {config.arch_schedule} times the alpha steps of a bilevel search; "
+                            f"the {config.strategy} strategy steps both on one batch")
+        if config.cuda_graphs:
+            problems.append("--arch-schedule decides each step on the host: no --cuda-graphs")
+        if space is not None and space.data_kind != "images":
+            problems.append("--arch-schedule applies to image searches")
+        return problems
 
 
 class ArchSchedule:
+    settings_groups = (ScheduleSettings,)
+
     def __init__(self, kind: str = "every", freq: float = 10.0, ewma: float = 0.2, threshold: float = 1.0,
                  factor: float = 1.05):
         if kind not in ARCH_SCHEDULES:

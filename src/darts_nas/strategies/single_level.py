@@ -15,6 +15,7 @@ import torch
 
 from ..distributed import average
 from .bilevel import alpha_step, weight_step
+from .objectives import EstimatorSettings
 
 
 @dataclass
@@ -24,6 +25,7 @@ class SingleLevel:
     gen_gap: float = 0.0
 
     name = "single-level"
+    settings_groups = (EstimatorSettings,)
 
     def __post_init__(self):
         from .objectives import AlphaGradient
@@ -38,6 +40,11 @@ class SingleLevel:
     @classmethod
     def from_config(cls, config, regularizer=None) -> "SingleLevel":
         return cls(regularizer=regularizer, estimator=config.estimator, gen_gap=config.gen_gap)
+
+    @staticmethod
+    def models_sgd_step(config) -> bool:
+        """Single-level takes no hypergradient: any weight optimizer goes with it."""
+        return False
 
     @staticmethod
     def config_problems(config, relaxation) -> list[str]:
