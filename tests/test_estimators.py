@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from darts_nas.errors import DartsNasError
-from darts_nas.estimators import MovingBaseline, draw, exact_gradient, per_sample_gradients, surrogate, uniform
+from darts_nas.strategies.estimators import MovingBaseline, draw, exact_gradient, per_sample_gradients, surrogate, uniform
 
 S = 20000
 g0 = torch.Generator().manual_seed(0)
@@ -135,7 +135,7 @@ def test_the_search_estimators_are_unbiased_on_a_supernet(method):
 def test_generalization_gap_objective_by_hand():
     from torch.func import grad
 
-    from darts_nas.relaxation import get_relaxation
+    from darts_nas.spaces.relaxation import get_relaxation
     from darts_nas.strategies.objectives import AlphaGradient, alpha_objective
 
     model, train, val = toy_model_and_batches()

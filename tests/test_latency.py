@@ -12,7 +12,7 @@ import torch
 
 from darts_nas.cli import main
 from darts_nas.errors import DartsNasError
-from darts_nas.latency import LatencyTable, fit_ridge
+from darts_nas.strategies.latency import LatencyTable, fit_ridge
 from darts_nas.strategies import ArchRegularizer
 
 TINY = ["--preset", "darts-nb201", "--dataset", "synthetic", "--synthetic-size", "32", "--batch-size", "8",
@@ -110,7 +110,7 @@ def test_a_latency_targeted_search_derives_a_cheaper_cell(tmp_path):
 
 
 def test_the_ridge_weight_is_chosen_by_cross_validation():
-    from darts_nas.latency import RIDGES, choose_ridge
+    from darts_nas.strategies.latency import RIDGES, choose_ridge
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, 30, generator=g, dtype=torch.float64)
@@ -121,7 +121,7 @@ def test_the_ridge_weight_is_chosen_by_cross_validation():
 
 
 def test_mixed_random_architectures_spread_their_op_counts():
-    from darts_nas.latency import random_architecture
+    from darts_nas.strategies.latency import random_architecture
     from darts_nas.spaces import ProxylessSearchModel
 
     model = ProxylessSearchModel(C=8, num_classes=10, stem_stride=1)

@@ -12,7 +12,7 @@ import torch
 from darts_nas.cli import main
 from darts_nas.data import read_split_file
 from darts_nas.errors import DartsNasError
-from darts_nas.nb201_table import NB201Table
+from darts_nas.spaces.nb201_table import NB201Table
 from darts_nas.spaces import NB201_PRIMITIVES, NB201Arch, NB201SearchModel
 from darts_nas.spaces.nb201 import NB201SearchCell, ResidualReduction
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from darts_nas.cli import main
 from darts_nas.config import SearchConfig, preset_config
 from darts_nas.errors import DartsNasError
-from darts_nas.relaxation import get_relaxation
+from darts_nas.spaces.relaxation import get_relaxation
 from darts_nas.run import resume_search, start_search
 from darts_nas.run.checkpoint import load_checkpoint
 from darts_nas.spaces import PrimeSearchModel

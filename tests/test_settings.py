@@ -12,7 +12,7 @@ import pytest
 from darts_nas.config import (SearchConfig, SearchCore, add_config_arguments, assemble_search_config,
                               declared_settings, overrides_from_args)
 from darts_nas.errors import DartsNasError
-from darts_nas.relaxation import RELAXATIONS, Relaxation, softmax
+from darts_nas.spaces.relaxation import RELAXATIONS, Relaxation, softmax
 from darts_nas.settings import SettingsGroup, setting
 from darts_nas.strategies import STRATEGIES
 

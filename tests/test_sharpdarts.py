@@ -17,7 +17,7 @@ from darts_nas.errors import DartsNasError
 from darts_nas.genotypes import Genotype, HyperPath, SharpGenotype, get_genotype, load_genotype
 from darts_nas.nets import build_network, create_model
 from darts_nas.nets.hyperpath import HyperPathNetwork
-from darts_nas.relaxation import max_w
+from darts_nas.spaces.relaxation import max_w
 from darts_nas.run.common import cosine_power_lr
 from darts_nas.ops import SHARP_PRIMITIVES, SHARPER_PRIMITIVES, ResizablePool, SharpSepConv, mid_channels, sharp_op
 from darts_nas.spaces import HyperCuboidSearchModel, SharpDartsSearchModel, SharperSearchModel

@@ -15,7 +15,7 @@ from darts_nas.cli import main
 from darts_nas.errors import DartsNasError
 from darts_nas.genotypes import Genotype, ProxylessArch, load_genotype
 from darts_nas.genotypes.mobile import CHANGE_LAYERS, MB_OPS, MOBILE_PRIMITIVES, MOBILE_PUBLISHED
-from darts_nas.latency import random_architecture
+from darts_nas.strategies.latency import random_architecture
 from darts_nas.nets import build_network, create_model, list_models
 from darts_nas.nets.mobile import ProxylessNetwork
 from darts_nas.spaces import ProxylessSearchModel, UnasDartsSearchModel

@@ -10,7 +10,7 @@ from torch.func import functional_call
 
 from darts_nas.config import SearchConfig, preset_config
 from darts_nas.errors import DartsNasError
-from darts_nas.relaxation import get_relaxation, gumbel_softmax, hard_gumbel, max_w
+from darts_nas.spaces.relaxation import get_relaxation, gumbel_softmax, hard_gumbel, max_w
 from darts_nas.run import resume_search, start_search
 from darts_nas.spaces import DartsCNNSearchModel, NB201SearchModel
 from darts_nas.strategies import (ArchRegularizer, SingleLevel, alpha_hessian_eigenvalue, implicit_gradient,

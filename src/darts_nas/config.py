@@ -23,7 +23,7 @@ from .genotypes.transformer import TransformerArch
 from .nets.rnn import LanguageModelSettings
 from .nets.transformer import TransformerSettings
 from .precision import PRECISIONS
-from .relaxation import RELAXATIONS, get_relaxation
+from .spaces.relaxation import RELAXATIONS, get_relaxation
 # Re-exported for the modules that build their own settings classes on them (rl.config).
 from .settings import Settings, SettingsGroup, _f, choices_of, declared_groups, flag as _flag, setting  # noqa: F401
 from .spaces import DATA_KINDS, SPACES, get_space

@@ -10,7 +10,7 @@ def bench_estimators(samples: int = 20000, taus=(1.0, 0.5, 0.3, 0.1), seed: int 
     whose exact gradient is enumerated, for f = a floored table of the two choices (non-differentiable; UNAS' control
     variate: the table without the floor, bilinear in the relaxed weights). Bias in standard errors (the largest
     element of |mean - exact| / SE); variance summed over the 6 elements."""
-    from ..estimators import exact_gradient, per_sample_gradients
+    from ..strategies.estimators import exact_gradient, per_sample_gradients
 
     g = torch.Generator().manual_seed(seed)
     alpha = torch.randn(2, 3, dtype=torch.float64, generator=g)

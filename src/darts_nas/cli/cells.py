@@ -63,7 +63,7 @@ def _cmd_info(args) -> int:
 def _network_latency(model, size: int, args) -> float:
     import torch
 
-    from ..latency import measure_network
+    from ..strategies.latency import measure_network
     from ..run.common import resolve_device
 
     if args.images < 1 or args.repeats < 1:
@@ -99,7 +99,7 @@ def _cmd_derive(args) -> int:
 
 
 def _cmd_nb201(args) -> int:
-    from ..nb201_table import NB201Table
+    from ..spaces.nb201_table import NB201Table
 
     from ..genotypes import NB201Arch
     from ..run import run_genotype

@@ -11,7 +11,7 @@ def _cmd_latency_table(args) -> int:
     import torch
 
     from ..config import preset_config, overrides_from_args
-    from ..latency import build_table
+    from ..strategies.latency import build_table
     from ..run.common import resolve_device
     from ..run.search import build_search_model
     from ..spaces import get_space

@@ -42,7 +42,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from ..export import export_model
+    from ..run.export import export_model
 
     r = export_model(args.checkpoint, args.format, args.out, steps=args.steps)
     if args.json:

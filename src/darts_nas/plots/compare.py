@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 
 from ..errors import DartsNasError
-from ..nb201_table import DATASETS as NB201_DATASETS
+from ..spaces.nb201_table import DATASETS as NB201_DATASETS
 from .curves import read_history
 
 # Settings that do not make another method: where and how a run ran, and its seed.

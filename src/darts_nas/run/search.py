@@ -111,7 +111,7 @@ class SearchRun(EpochRun):
         self.w_opt, self.a_opt = build_optimizers(self.model, config)
         self.latency = None
         if config.latency_table:
-            from ..latency import LatencyTable
+            from ..strategies.latency import LatencyTable
 
             self.latency = LatencyTable.load(config.latency_table)
             self.latency.check_model(self.model)
@@ -126,7 +126,7 @@ class SearchRun(EpochRun):
         self._weights_step = None
         self.table = None
         if config.nb201_table:
-            from ..nb201_table import NB201Table
+            from ..spaces.nb201_table import NB201Table
             self.table = NB201Table.load(config.nb201_table)
         self._step, self._step_updates_alphas = None, None
         self.epoch = 0
@@ -340,7 +340,7 @@ class SearchRun(EpochRun):
     def derived_latency(self) -> dict:
         """The derived cell's latency on this device (measured as the table measured: its batch and repeats) and
         the surrogate's estimate of it, in ms."""
-        from ..latency import measure
+        from ..strategies.latency import measure
 
         info = self.latency.info
         weights = self.model.derived_weights()

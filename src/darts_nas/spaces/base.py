@@ -18,7 +18,7 @@ from torch.func import functional_call
 
 from ..errors import DartsNasError
 from ..precision import PRECISIONS, autocast, full_precision
-from ..relaxation import get_relaxation, max_w
+from .relaxation import get_relaxation, max_w
 from ..settings import SettingsGroup, setting
 
 
@@ -214,7 +214,7 @@ class SearchModel(nn.Module):
     def fixed_op_weights(self, weights: dict[str, torch.Tensor], hard: bool = False):
         """Inside, every forward uses these op weights (one per alpha matrix) instead of the relaxation's: a
         discrete architecture (one-hot rows, ``hard=True``: only the chosen op of each edge runs) or a given
-        relaxed sample. What the score-function estimators (darts_nas.estimators) evaluate."""
+        relaxed sample. What the score-function estimators (darts_nas.strategies.estimators) evaluate."""
         saved = self._fixed_weights, self._fixed_hard
         self._fixed_weights, self._fixed_hard = dict(weights), hard
         try:

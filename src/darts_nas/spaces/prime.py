@@ -7,7 +7,7 @@ clamp activation (``--crb``):
   edges no longer sum to one.
 
 Its default relaxation is ``clamp`` (each alpha clamped to [0, 1], ops pruned for good at zero; see
-:mod:`darts_nas.relaxation`); the derivation is DARTS' rule on the clamped weights. The schedule (Fisher
+:mod:`darts_nas.spaces.relaxation`); the derivation is DARTS' rule on the clamped weights. The schedule (Fisher
 information) and the proximity / ADMM regularizers are the run's settings (``--arch-schedule``,
 ``--discretization``), usable in any space.
 """

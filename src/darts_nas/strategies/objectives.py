@@ -4,7 +4,7 @@ strategies (UNAS, arXiv:1912.07651):
 - the objective: the validation loss (bilevel) or the training loss (single-level); with ``gen_gap`` = lambda > 0,
   UNAS' generalization-gap objective mean_i [L_train_i + lambda |L_val_i - L_train_i|], training example i paired
   with validation example i (so single-level then reads a validation batch too);
-- the estimator (darts_nas.estimators): ``relaxed`` differentiates the objective at the relaxation's own sample
+- the estimator (darts_nas.strategies.estimators): ``relaxed`` differentiates the objective at the relaxation's own sample
   (softmax, sigmoid, or SNAS/GDAS' Gumbel sample: what every strategy did before); ``reinforce`` and ``unas``
   sample one op per edge from softmax(alpha) and use the score function (UNAS with the relaxed objective as control
   variate and REBAR's correction), so that the objective at the discrete architecture need not be differentiable.
@@ -20,7 +20,7 @@ import torch
 
 from ..distributed import all_sum, average, world_size
 from ..errors import DartsNasError
-from ..estimators import ESTIMATORS, MovingBaseline, draw, uniform
+from .estimators import ESTIMATORS, MovingBaseline, draw, uniform
 from ..settings import SettingsGroup, setting
 
 

@@ -15,7 +15,7 @@
   raw alphas and u at 0; every ``admm_every`` alpha steps z <- d(act(alpha + u)) and u <- (u + alpha - z) * alive
   with the raw alphas (the authors' code: its flag 10 fires every 9 alpha steps).
 - Latency (UNAS): ``c_t relu(estimate(p) - target)``, estimate the linear surrogate of a measured latency table
-  (:mod:`darts_nas.latency`), c_t = weight * min(alpha steps / warm-up steps, 1).
+  (:mod:`darts_nas.strategies.latency`), c_t = weight * min(alpha steps / warm-up steps, 1).
 
 All of it is tensor arithmetic on the device; the ADMM state is saved with the run's checkpoint.
 """
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DartsNasError
-from ..latency import LatencySettings
+from .latency import LatencySettings
 from ..settings import SettingsGroup, setting
 from .schedule import BOUNDS_MESSAGE
 

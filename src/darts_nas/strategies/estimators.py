@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from .errors import DartsNasError
+from ..errors import DartsNasError
 
 ESTIMATORS = ("relaxed", "reinforce", "unas")
 TINY = 1e-10

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import DartsNasError
-from .fileio import atomic_write_json
-from .settings import SettingsGroup, setting
+from ..errors import DartsNasError
+from ..fileio import atomic_write_json
+from ..settings import SettingsGroup, setting
 
 VERSION = 1
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import DartsNasError
+from ..errors import DartsNasError
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -43,19 +43,19 @@ class LanguageModelExport(torch.nn.Module):
 
 def _load(path):
     """(module in eval mode, example inputs, input names, output names, dynamic dims, description, state)."""
-    from .run.checkpoint import LM_TRAIN_KIND, TRANSFORMER_TRAIN_KIND
-    from .run.dispatch import load_trained, trained_kind
+    from .checkpoint import LM_TRAIN_KIND, TRANSFORMER_TRAIN_KIND
+    from .dispatch import load_trained, trained_kind
 
     file, state = load_trained(path)
     if trained_kind(state) == TRANSFORMER_TRAIN_KIND:
         raise DartsNasError(f"{path}: export covers image networks and recurrent language models; a trained "
                             "reversible Transformer is not exported yet")
     if trained_kind(state) == LM_TRAIN_KIND:
-        from .run.lm import load_lm
+        from .lm import load_lm
 
         model, state = load_lm(file, state=state)
         return model, state, True
-    from .run.train import load_network
+    from .train import load_network
 
     model, state = load_network(file, state=state)
     return model, state, False
@@ -119,7 +119,7 @@ def export_model(path, fmt: str, out=None, steps: int | None = None, tolerance: 
 
 
 def _export_onnx(module, inputs, out: Path, names_in, names_out, language: bool) -> None:
-    from .plots import need
+    from ..plots import need
 
     need("onnxscript", "ONNX export")
     need("onnx", "ONNX export")
@@ -141,7 +141,7 @@ def _export_onnx(module, inputs, out: Path, names_in, names_out, language: bool)
 
 
 def _run_onnx(path: Path, names_in, inputs) -> list:
-    from .plots import need
+    from ..plots import need
 
     ort = need("onnxruntime", "checking the ONNX export")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

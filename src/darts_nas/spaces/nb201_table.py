@@ -9,8 +9,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DartsNasError
-from .spaces.nb201 import NB201Arch
+from ..errors import DartsNasError
+from .nb201 import NB201Arch
 
 COLUMNS = ("arch_str", "cifar10_test_acc", "cifar100_test_acc", "imagenet16_120_test_acc")
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")

@@ -25,8 +25,8 @@ from typing import Callable
 
 import torch
 
-from .errors import registry_lookup
-from .settings import SettingsGroup, setting
+from ..errors import registry_lookup
+from ..settings import SettingsGroup, setting
 
 
 def softmax(alpha: torch.Tensor, tau=None) -> torch.Tensor:
