@@ -143,6 +143,8 @@ class SearchCore(Settings):
             problems += space.config_problems(self)
             problems += text_problems(self, space.data_kind == "text", f"--space {self.space}")
             problems += seq2seq_problems(self, space.data_kind == "seq2seq", f"--space {self.space}")
+            if getattr(strategy, "double_backward", lambda c: False)(self):
+                problems += space.double_backward_problems(self)
         if relaxation is not None and strategy is not None:
             problems += strategy.config_problems(self, relaxation)
             if relaxation.hard and self.cuda_graphs:
@@ -364,7 +366,7 @@ def seq2seq_problems(c, seq2seq: bool, what: str) -> list[str]:
                 f"--dataset {c.dataset} is sequence-to-sequence data: it needs an encoder-decoder (search: "
                 f"--space {' or '.join(n for n, s in SPACES.items() if s.data_kind == 'seq2seq')}; train: a "
                 f"TransformerArch genotype)"]
-    return []
+    return ["--length-buckets cannot be negative"] if c.length_buckets < 0 else []
 
 
 def speed_label(r: dict) -> str:

@@ -54,6 +54,8 @@ class Seq2SeqSettings(SettingsGroup):
                            "(sentencepiece, the seq2seq extra) or whitespace words", TOKENIZERS)
     subword_vocab: int = setting(8000, "--dataset parallel with sentencepiece: pieces in the subword vocabulary")
     max_tokens: int = setting(256, "sequence-to-sequence: longest source or target kept, in tokens (longer ones are cut)")
+    length_buckets: int = setting(0, "sequence-to-sequence: sort the shuffled pairs by length within windows of N "
+                                  "batches before batching, so that a batch pads less (0: off, batches in random order)")
 
 
 def require_seq2seq_extra(what: str):

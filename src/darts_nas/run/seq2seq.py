@@ -44,11 +44,6 @@ def split_pairs(corpus, device) -> dict:
     return {split: DevicePairs(corpus.ids[split], device) for split in ("train", "valid")}
 
 
-def length_buckets(config) -> int:
-    """The run's --length-buckets (0, the default, where the settings have no such field)."""
-    return int(getattr(config, "length_buckets", 0) or 0)
-
-
 @torch.no_grad()
 def batch_loss_and_accuracy(loss_fn, items) -> tuple[float, float]:
     """Token-weighted mean loss and next-token accuracy over (src, tgt_in, tgt_out) batches; `loss_fn(batch) ->
@@ -111,7 +106,7 @@ class Seq2SeqSearchRun(SearchRun):
     def train_epoch(self, epoch: int, lr: float) -> dict:
         c, model, dev = self.config, self.model, self.device
         update_alphas = self.start_epoch(epoch, lr)
-        buckets = length_buckets(c)
+        buckets = c.length_buckets
         train = self.pairs["train"].epoch(c.batch_size, torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 0)),
                                           length_buckets=buckets)
         use_val = update_alphas and self.strategy.uses_val_batch
@@ -264,7 +259,7 @@ class TransformerTrainRun(EpochRun):
         g = torch.Generator().manual_seed(epoch_seed(c.seed, epoch, 0))
         if self.lm:
             return [window(self.train_data, s, n) for s, n in bptt_windows(self.train_data.shape[0], c.bptt, fixed=True)]
-        return self.pairs["train"].epoch(c.batch_size, g, length_buckets=length_buckets(c))
+        return self.pairs["train"].epoch(c.batch_size, g, length_buckets=c.length_buckets)
 
     def _loss(self, item):
         c = self.config

@@ -67,6 +67,12 @@ class SearchModel(nn.Module):
         return []
 
     @classmethod
+    def double_backward_problems(cls, config) -> list[str]:
+        """Why this space cannot be differentiated twice under `config` (asked when the strategy's hypergradient
+        takes exact Hessian-vector products by double backward); empty when it can."""
+        return []
+
+    @classmethod
     def from_config(cls, config, data: SearchData) -> "SearchModel":  # pragma: no cover - abstract
         """The search model a SearchConfig describes, for `data`."""
         raise NotImplementedError

@@ -49,11 +49,6 @@ class RevTransformerSearchModel(SearchModel):
     def config_problems(cls, config) -> list[str]:
         problems = []
         if config.reversible:
-            if config.hvp == "exact" and (config.strategy == "implicit" or
-                                          config.strategy == "bilevel" and config.order == 2):
-                problems.append("the reversible stack's backward reconstructs its inputs and is not twice "
-                                "differentiable: use --hvp finite-difference (the exact product needs "
-                                "--no-reversible)")
             if config.precision != "fp32":
                 problems.append("the reversible stack reconstructs its inputs in fp32 (in bf16 the rounding of each "
                                 "block's inverse accumulates): use --precision fp32 or --no-reversible")
@@ -66,6 +61,13 @@ class RevTransformerSearchModel(SearchModel):
         if config.cuda_graphs:
             problems.append("the Transformer space's batches vary in length: no --cuda-graphs")
         return problems
+
+    @classmethod
+    def double_backward_problems(cls, config) -> list[str]:
+        if config.reversible:
+            return ["the reversible stack's backward reconstructs its inputs and is not twice differentiable: use "
+                    "--hvp finite-difference (the exact product needs --no-reversible)"]
+        return []
 
     @classmethod
     def from_config(cls, config, data: SearchData) -> "RevTransformerSearchModel":

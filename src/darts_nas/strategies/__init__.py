@@ -27,7 +27,8 @@ from .single_level import SingleLevel
 
 # Every strategy: ``from_config(config, regularizer)``, ``config_problems(config, relaxation)``, ``describe()``,
 # ``uses_val_batch`` and ``step(...)``, all going through weight_step / alpha_step. A new one is one more entry.
-# Each also declares its settings (``settings_groups``) and may say ``models_sgd_step(config)``: whether its
+# Each also declares its settings (``settings_groups``), says ``double_backward(config)`` (whether its step
+# differentiates the training gradient again, which the space must allow) and ``models_sgd_step(config)``: whether its
 # hypergradient models an SGD step of the weights (then the weights' optimizer must be SGD).
 STRATEGIES: dict[str, type] = {"bilevel": Bilevel, "single-level": SingleLevel, "implicit": Implicit}
 # What every search runs beside its strategy, each with its settings: the alphas' penalties (resource,

@@ -315,6 +315,11 @@ class Bilevel(AlternatingStep):
                    hypergradient=config.hypergradient)
 
     @staticmethod
+    def double_backward(config) -> bool:
+        """Second order with --hvp exact differentiates the training gradient once more."""
+        return config.order == 2 and config.hvp == "exact"
+
+    @staticmethod
     def models_sgd_step(config) -> bool:
         """Whether its hypergradient unrolls an SGD step of the weights (second order)."""
         return config.order == 2

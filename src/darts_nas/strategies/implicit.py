@@ -116,6 +116,11 @@ class Implicit(AlternatingStep):
         return cls(terms=config.neumann_terms, hvp=config.hvp, r=config.fd_r, regularizer=regularizer)
 
     @staticmethod
+    def double_backward(config) -> bool:
+        """The Neumann series' products with --hvp exact differentiate the training gradient once more."""
+        return config.hvp == "exact"
+
+    @staticmethod
     def models_sgd_step(config) -> bool:
         """The implicit hypergradient models an SGD step of the weights."""
         return True

@@ -42,6 +42,11 @@ class SingleLevel:
         return cls(regularizer=regularizer, estimator=config.estimator, gen_gap=config.gen_gap)
 
     @staticmethod
+    def double_backward(config) -> bool:
+        """One backward per step."""
+        return False
+
+    @staticmethod
     def models_sgd_step(config) -> bool:
         """Single-level takes no hypergradient: any weight optimizer goes with it."""
         return False
