@@ -205,6 +205,26 @@ def test_the_command_line_sits_on_top():
             assert not [d for d in deps if d.startswith("darts_nas.cli")], f"{module} imports the command line"
 
 
+# The package's layers, top to bottom (docs/architecture.md): a module may import its own package and the layers
+# below its own, never one above or beside it.
+LAYERS = [("__main__",), ("cli",), ("bench",), ("run",), ("rl", "plots"), ("config",), ("strategies",), ("spaces",),
+          ("nets", "data"), ("genotypes",), ("ops",), ("settings", "precision", "distributed", "fileio"), ("errors",)]
+
+
+def test_every_import_goes_down_the_layers():
+    graph = import_graph()
+    rank = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    top = lambda m: m.split(".")[1]
+    assert {top(m) for m in graph if m != "darts_nas"} == set(rank), "a package is missing from LAYERS"
+    for module, deps in graph.items():
+        if module == "darts_nas":  # the package's own __init__ re-exports the model zoo
+            continue
+        up = [d for d in deps if top(d) != top(module) and rank[top(d)] <= rank[top(module)]]
+        assert not up, f"{module} imports {up}, which is not below it"
+    # and the checker sees a violation: the reader finds run.dispatch's import of run.rl, a sibling of its own
+    assert "darts_nas.run.rl" in graph["darts_nas.run.dispatch"] and rank["run"] < rank["rl"]
+
+
 # -- a run's config.json given back, and any strategy in the bench ---------------------------------------------
 def test_a_runs_config_repeats_it_with_flags_overriding(tmp_path, capsys):
     first, second = tmp_path / "first", tmp_path / "second"

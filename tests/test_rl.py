@@ -21,7 +21,7 @@ from darts_nas.rl.dqn import ReplayBuffer, double_dqn_target
 from darts_nas.rl.encoders import CellEncoder, DartsEncoder, ImpalaEncoder
 from darts_nas.rl.envs import ENVS, CorridorEnv, make_env
 from darts_nas.rl.ppo import ActorCritic, gae, ppo_loss
-from darts_nas.rl.run import RL_KIND, resume_rl, start_rl
+from darts_nas.run.rl import RL_KIND, resume_rl, start_rl
 from darts_nas.run.checkpoint import load_checkpoint
 from darts_nas.run.common import NonFiniteLoss
 

@@ -9,7 +9,7 @@ from .common import run_epochs, say
 
 def _cmd_rl_run(args) -> int:
     from ..rl.config import RL_PRESETS, RLConfig, rl_config
-    from ..rl.run import resume_rl, start_rl
+    from ..run.rl import resume_rl, start_rl
 
     command = f"rl {args.rl_command}"
 
@@ -32,7 +32,7 @@ def _cmd_rl_run(args) -> int:
 
 
 def _cmd_rl_evaluate(args) -> int:
-    from ..rl.run import evaluate_rl
+    from ..run.rl import evaluate_rl
 
     r = evaluate_rl(args.run, episodes=args.episodes, device=args.device)
     if args.json:

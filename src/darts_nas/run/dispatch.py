@@ -54,12 +54,12 @@ class RunKind:
 
 
 def _rl_run_class(config):
-    from ..rl.run import RLRun
+    from .rl import RLRun
     return RLRun
 
 
 def _resume_rl(run_dir, state, echo, **changes):
-    from ..rl.run import rl_from_state
+    from .rl import rl_from_state
     return rl_from_state(run_dir, state, echo, **changes)
 
 
@@ -77,7 +77,7 @@ def _derive_search(path, state) -> Derived:
 
 
 def _derive_rl(path, state) -> Derived:
-    from ..rl.run import derive_rl
+    from .rl import derive_rl
     genotype, header, table = derive_rl(path, state)
     return Derived(genotype, header, "", lambda: table)
 

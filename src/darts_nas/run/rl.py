@@ -19,20 +19,20 @@ from ..errors import DartsNasError
 from ..fileio import atomic_write_json
 from ..genotypes import save_genotype
 from ..genotypes.rl import RLCell, load_rl_cell
-from ..run.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from ..run.checkpoint import RL_KIND
-from ..run.common import NonFiniteLoss, check_resume, refuse_existing_run, resolve_device, write_metrics
-from ..run.loop import EpochRun
-from ..run.log import Progress, format_duration
-from .config import RLConfig
-from .encoders import make_encoder
-from .envs import make_env
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .checkpoint import RL_KIND
+from .common import NonFiniteLoss, check_resume, refuse_existing_run, resolve_device, write_metrics
+from .loop import EpochRun
+from .log import Progress, format_duration
+from ..rl.config import RLConfig
+from ..rl.encoders import make_encoder
+from ..rl.envs import make_env
 
 EVAL_STREAM = 7919  # the evaluation's own random stream, so that evaluating never moves the training's
 
 
 def learner_class(name: str):
-    from . import LEARNERS
+    from ..rl import LEARNERS
     from ..errors import registry_lookup
     return registry_lookup(LEARNERS, name, "learner")
 
