@@ -63,6 +63,9 @@ class SearchCore(Settings):
     lr_power: float = _f(2.0, "the exponent of --lr-schedule cosine-power (sharpDARTS' scripts: 2; 1 is cosine)")
     lr_warmup_epochs: int = _f(0, "--lr-schedule cosine-power: first epochs ramping linearly up to --lr "
                                "(sharpDARTS' scripts: 5)")
+    lr_step_before_epoch: bool = _f(False, "--lr-schedule cosine one epoch ahead: epoch e trains at the cosine's "
+                                    "value for e + 1, so the last epoch reaches --lr-min (DARTS-PRIME's loop, which "
+                                    "steps its scheduler before each epoch)")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "SGD weight decay")
     grad_clip: float = _f(5.0, "gradient-norm clip of the weights (0: off)")
@@ -123,6 +126,8 @@ class SearchCore(Settings):
     def core_problems(self) -> list[str]:
         """The checks of the core's own fields."""
         problems = power_schedule_problems(self)
+        if self.lr_step_before_epoch and self.lr_schedule != "cosine":
+            problems.append("--lr-step-before-epoch belongs to --lr-schedule cosine")
         if self.arch_lr_min < 0:
             problems.append("--arch-lr-min cannot be negative")
         if not 0.0 < self.train_portion < 1.0:
@@ -394,7 +399,7 @@ class Preset(NamedTuple):
 _SHARP = dict(dataset="cifar10", epochs=120, lr=0.025, lr_min=1e-4, lr_schedule="cosine-power", lr_power=2.0,
               lr_warmup_epochs=5, max_w=True, cutout=16)
 _PRIME = dict(dataset="cifar10", space="darts-prime", relaxation="clamp", discretization_weight=0.1,
-              arch_schedule="fisher", schedule_freq=10.0, train_portion=10 / 11, epochs=50)
+              arch_schedule="fisher", schedule_freq=10.0, train_portion=10 / 11, epochs=50, lr_step_before_epoch=True)
 _NB201 = dict(dataset="cifar10", space="nb201", channels=16, cells_per_stage=5, epochs=50, batch_size=64, lr=0.025,
               lr_min=0.001, weight_decay=5e-4, arch_lr=3e-4, arch_weight_decay=1e-3)
 
@@ -475,7 +480,9 @@ PRESETS: dict[str, Preset] = {
     # --schedfreq 10 --dyno_split --dyno_schedule): DARTS' search settings, first order, the proximity regularizer
     # (rho 0.1), the Fisher-information schedule (ewma 0.2, threshold 1, factor 1.05, freq 10) and the split
     # 1 - 1/(1 + 10). The activation is the clamp (their --crb, the paper's independent activation) in the 7-op space
-    # with a BatchNorm on each node; the README's command leaves --crb out, so as typed it runs softmax.
+    # with a BatchNorm on each node; the README's command leaves --crb out, so as typed it runs softmax. Their loop
+    # (train_scheduled_hard_statebn.py) steps its cosine scheduler before each epoch, so on torch >= 1.1 epoch e
+    # trains at the cosine's value for e + 1: 0.0249763 first, 0.001 last (--lr-step-before-epoch).
     "darts-prime-cifar10": Preset(
         "DARTS-PRIME: clamped op weights with pruning, proximity regularizer (rho 0.1), Fisher-information "
         "schedule (about 1 alpha step per 10), split 10/11",
