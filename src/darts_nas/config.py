@@ -230,6 +230,8 @@ class TrainConfig(Settings, LanguageModelSettings, Seq2SeqSettings, TransformerS
     auxiliary: bool = _f(True, "auxiliary head after cell 2*layers//3")
     auxiliary_weight: float = _f(0.4, "weight of the auxiliary loss")
     drop_path_prob: float = _f(0.2, "drop-path probability reached at the end (ramped linearly from 0)")
+    choke_channels: int = _f(32, "middle width of sharpDARTS' choke ops (choke_conv_3x3, dil_choke_conv_3x3) in a "
+                             "cell network (the authors' search and CIFAR scripts: 32; their ImageNet scripts: 96)")
     # data
     dataset: str = _f("cifar10", "dataset (folder/imagenet: ROOT/train/<class>/* and ROOT/val/<class>/*; ptb, "
                       "wikitext-2, text: word-level corpora for a language model)",
@@ -292,7 +294,7 @@ class TrainConfig(Settings, LanguageModelSettings, Seq2SeqSettings, TransformerS
     tensorboard: bool = _f(False, "write TensorBoard events to RUN_DIR/tensorboard each epoch (needs "
                            "darts-nas[tensorboard])")
 
-    POSITIVE = ("channels", "layers", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
+    POSITIVE = ("channels", "layers", "choke_channels", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
                 "log_every", "units", "bptt", "eval_batch_size", "test_batch_size", "task_size", "task_symbols",
                 "subword_vocab", "max_tokens", "d_model", "splits", "blocks", "beam")
 
@@ -476,6 +478,13 @@ PRESETS: dict[str, Preset] = {
     "sharpsepconv-cifar10": Preset(
         "DARTS' op names as SharpSepConvs (the README's DARTS_PRIMITIVES search), the same settings, batch 48",
         dict(_SHARP, space="sharpsepconv", batch_size=48)),
+    # sharpDARTS' Differentiable Hyperparameter Grid Search (the README's --multi_channel command: batch 64,
+    # --init_channels 36, 120 epochs, cutout, seed 10, Max-W; train_search.py's 8 "cells" (4 layers) and 4 widths,
+    # 32 to 256 channels, and the schedule and optimizers of the cell searches above).
+    "hypercuboid-cifar10": Preset(
+        "sharpDARTS' HyperCuboid grid search: widths 32-256, 4 layers, Max-W, Cosine Power Annealing 0.025 to 1e-4, "
+        "120 epochs, batch 64, cutout",
+        dict(_SHARP, space="hypercuboid", channels=36, layers=8, nodes=4, batch_size=64, seed=10)),
     # DARTS-PRIME (arXiv:2106.11655), its authors' code (k8lion/DARTS-PRIME @4953e40) and README command (--reg prox
     # --schedfreq 10 --dyno_split --dyno_schedule): DARTS' search settings, first order, the proximity regularizer
     # (rho 0.1), the Fisher-information schedule (ewma 0.2, threshold 1, factor 1.05, freq 10) and the split
@@ -608,6 +617,16 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "batch 64, Cosine Power Annealing 0.025 to 1e-8, cutout, drop-path 0.2, auxiliary 0.4",
         dict(dataset="cifar10", genotype="SHARPSEPCONV_DARTS", epochs=2000, batch_size=64, lr=0.025, lr_min=1e-8,
              lr_schedule="cosine-power", lr_power=2.0, lr_warmup_epochs=5)),
+    # sharpDARTS' ImageNet training (train_imagenet.py defaults, ahundt/sharpDARTS @6f593d4): DARTS' mobile recipe
+    # (14 cells, C=48, 250 epochs, batch 128, lr 0.1 x0.97 per epoch, wd 3e-5, label smoothing 0.1, no drop-path)
+    # with the SHARP_DARTS cell and the choke ops' middle width 96 (--mid_channels 96 there and in
+    # main_fp16_optimizer.py). Their colour jitter is commented out; their ImageNet AutoAugment is not offered here.
+    "sharpdarts-imagenet-eval": Preset(
+        "a sharpDARTS cell (default SHARP_DARTS) in DARTS' ImageNet network: 14 cells, C=48, choke width 96, "
+        "250 epochs, batch 128, lr 0.1 x0.97 per epoch, label smoothing 0.1",
+        dict(dataset="imagenet", network="imagenet", genotype="SHARP_DARTS", choke_channels=96, image_size=224,
+             channels=48, layers=14, epochs=250, batch_size=128, lr=0.1, lr_schedule="exponential", lr_decay=0.97,
+             weight_decay=3e-5, label_smoothing=0.1, drop_path_prob=0.0, cutout=0, crop_padding=0)),
     "unas-cifar10-eval": Preset(
         "UNAS_CIFAR10 in DARTS' CIFAR-10 network: 20 cells, C=36, 600 epochs, batch 128, lr 0.05, cutout, "
         "drop-path 0.2, auxiliary 0.4",
