@@ -372,3 +372,22 @@ def test_the_choke_width_is_a_training_setting_with_the_authors_imagenet_default
     assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in net96.parameters())
     with pytest.raises(DartsNasError, match="--choke-channels must be positive"):
         train_preset_config("sharpdarts-imagenet-eval", choke_channels=0).validate()
+
+
+def test_hypercuboid_searches_recorded_before_the_affine_setting_keep_their_plain_bns():
+    """A config.json or checkpoint of a HyperCuboid search made before --hypercuboid-affine existed names neither the
+    setting nor the model's `affine`: it rebuilds the supernet it ran (no BN parameters), while a new search gets
+    the authors' affine BNs."""
+    from darts_nas.config import SearchConfig
+    from darts_nas.spaces import get_space
+
+    old = SearchConfig().to_dict()
+    old.pop("hypercuboid_affine")
+    assert SearchConfig.from_record(old).hypercuboid_affine is False
+    assert SearchConfig.from_record({**old, "hypercuboid_affine": True}).hypercuboid_affine is True
+    assert SearchConfig.from_dict(old).hypercuboid_affine is True  # presets and flags: the default
+    space = get_space("hypercuboid")
+    plain, affine = space(C=4, layers=2), space(C=4, layers=2, affine=True)
+    bn = lambda m: sum(p.numel() for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)
+                       for p in mod.parameters())
+    assert bn(plain) == 0 and bn(affine) > 0

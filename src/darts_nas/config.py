@@ -684,7 +684,7 @@ def _preset(table: dict, cls, name: str | None, overrides: dict, config_file=Non
     if config_file is not None:
         values.update(read_config_file(config_file, cls))
     values.update(overrides)
-    return cls.from_dict(values)
+    return cls.from_record(values) if config_file is not None else cls.from_dict(values)
 
 
 def read_config_file(path, cls) -> dict:

@@ -59,6 +59,10 @@ class HyperCuboidSettings(SettingsGroup):
     hypercuboid_affine: bool = setting(True, "the HyperCuboid supernet's BNs (stems, ops, heads) have affine "
                                        "parameters, as in sharpDARTS' code", space_setting=True)
 
+    # Searches recorded before the setting existed built their supernet without affine BNs: their checkpoints'
+    # model_hparams name no `affine` (the model's default is False) and their configs no hypercuboid_affine.
+    RECORDED_BEFORE = {"hypercuboid_affine": False}
+
 
 class HyperCuboidNetwork(nn.Module):
     """The supernet: stems, L layers of two passes over every (c_in, c_out, op), the summed heads; `affine`: its
@@ -118,7 +122,7 @@ class HyperCuboidSearchModel(SearchModel):
                    affine=config.hypercuboid_affine)
 
     def __init__(self, C=16, widths=4, layers=4, num_classes=10, in_channels=3, relaxation="softmax", max_w=False,
-                 head=HEAD_CHANNELS, affine=True):
+                 head=HEAD_CHANNELS, affine=False):
         super().__init__()
         if widths < 1 or layers < 1:
             raise DartsNasError("the hypercuboid needs at least one width and one layer")
