@@ -694,9 +694,9 @@ PRESETS: dict[str, Preset] = {
     # The alphas' lr is 20x the paper's so that 60 alpha steps visibly move the op weights, and the Hessian signal
     # is off: one estimate costs about a fifth of this short run (docs/benchmarks.md).
     "demo": Preset(
-        "short CPU demo on the bundled 1,000-image CIFAR-10 sample (not the paper's search): about 2 minutes, "
-        "alphas at 20x the paper's lr so that they move",
-        dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=4, order=1, arch_lr=6e-3,
+        "short CPU demo on 384 images of the bundled CIFAR-10 sample (not the paper's search): about 2 minutes, "
+        "alphas at 25x the paper's lr so that they move",
+        dict(dataset="sample", limit=384, channels=8, layers=5, batch_size=16, epochs=4, order=1, arch_lr=7.5e-3,
              hessian_every=0, out="runs/demo", log_every=4)),
 }
 
