@@ -162,13 +162,7 @@ def test_the_authors_admm_terms_and_updates_by_hand():
     torch.testing.assert_close(reg.penalty(model), expected)
 
 
-def tiny(**kw) -> SearchConfig:
-    values = dict(preset_config("darts-prime-cifar10").to_dict())
-    values.update(dataset="synthetic", synthetic_size=96, image_size=8, channels=4, layers=3, nodes=2, batch_size=8,
-                  epochs=2,
-                  device="cpu", progress=False, hessian_every=0, arch_lr=0.05, seed=1, fisher_threshold=30.0)
-    values.update(kw)
-    return SearchConfig(**values)
+from conftest import tiny_prime as tiny  # noqa: E402
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(discretization="admm-prime", admm_every=3, arch_schedule="fixed",

@@ -31,13 +31,7 @@ from darts_nas.strategies import architecture_gradient
 ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda h: h}
 
 
-def quiet(*_args, **_kwargs):
-    pass
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
-    return write_tiny_corpus(tmp_path_factory.mktemp("corpus"), "ptb", lines=(240, 40, 40), words=20)
+from conftest import quiet  # noqa: E402  (and the session fixture corpus_dir: 240/40/40 lines of 20 words)
 
 
 # ----------------------------------------------------------------------------------------------------------------
