@@ -29,9 +29,9 @@ def run_epochs(args, command: str, settings_cls, make_config, presets: dict, sta
     from ..run.common import resolve_device
 
     overrides = overrides_from_args(args, settings_cls)
-    scale_lr = getattr(args, "scale_lr", False)
+    scaled = getattr(args, "scale_lr", False)
     if args.resume:
-        if args.preset or args.config or scale_lr:
+        if args.preset or args.config or scaled:
             raise DartsNasError("--resume continues a run with its recorded settings; drop --preset, --config and "
                                 "--scale-lr")
         run = resume(args.resume, **overrides)
@@ -47,7 +47,7 @@ def run_epochs(args, command: str, settings_cls, make_config, presets: dict, sta
             say(f"preset {args.preset}: {presets[args.preset].note}")
         if args.config:
             say(f"settings from {args.config}")
-        if scale_lr:
+        if scaled:
             scale_lr(config)
         run = start(config, config.out)
     try:
