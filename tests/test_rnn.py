@@ -570,4 +570,19 @@ def test_the_authors_hypergradient_is_a_checked_option(tmp_path, corpus_dir):
     rows = json.loads((tmp_path / "hg.json").read_text())
     assert [r["batch"] for r in rows] == [0, 1] and rows[0]["epoch"] == 1
     assert all(-1 <= r["cosine"] <= 1 and r["exact_norm"] > 0 and r["authors_norm"] > 0 for r in rows)
+    assert all(-1 <= r["cosine_2018_06"] <= 1 and r["authors_2018_06_norm"] > 0 for r in rows)
     assert main(["bench", "hypergradient"]) == 2  # no run: one line, exit 2
+
+
+def test_the_authors_june_2018_hypergradient_is_a_checked_option(tmp_path, corpus_dir):
+    from darts_nas.config import SearchConfig
+
+    with pytest.raises(DartsNasError, match="--hypergradient authors-2018-06 is the DARTS authors' recurrent"):
+        SearchConfig(space="darts-rnn", dataset="ptb", order=2, hypergradient="authors-2018-06").validate()
+    config = preset_config(
+        "darts-ptb-2nd-authors", data=str(corpus_dir), units=8, nodes=3, batch_size=4, bptt=8, max_seq_len_delta=4,
+        epochs=1, progress=False, device="cpu", limit=600, log_every=5, hypergradient="authors-2018-06")
+    run = start_search(config, tmp_path / "j", echo=quiet)
+    assert "their June 2018 release" in run.strategy.describe()
+    run.run()
+    assert (tmp_path / "j" / "genotype.json").is_file()
