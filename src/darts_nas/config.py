@@ -508,11 +508,11 @@ PRESETS: dict[str, Preset] = {
     "darts-ptb-2nd": Preset(
         "the same, second order (the paper's cell), the virtual step clipped at 0.25",
         dict(_PTB, order=2)),
-    # The published recurrent cell was found with the authors' code, whose hypergradient departs from the exact
-    # one (strategies.bilevel.authors_architecture_gradient): this preset computes theirs.
+    # The published recurrent cell was found with the authors' final code, whose hypergradient departs from the
+    # exact one (strategies.bilevel.authors_architecture_gradient): this preset computes theirs.
     "darts-ptb-2nd-authors": Preset(
-        "the same with the DARTS authors' recurrent hypergradient (their code's computation, as the published "
-        "cell was searched)",
+        "the same with the DARTS authors' recurrent hypergradient (their final code's computation, as the "
+        "published cell was searched)",
         dict(_PTB, order=2, hypergradient="authors")),
     # UNAS (arXiv:1912.07651) in its DARTS-style space, CIFAR-10, the authors' settings (their code, NVlabs/unas
     # @cdd19b9): UNAS estimator on Gumbel samples at tau 0.4, generalization-gap objective (0.5), pair penalty 0.2;
