@@ -6,6 +6,7 @@ bench --nproc); and the pieces on their own (shards, evaluation parts, messages)
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -51,6 +52,82 @@ def our_errors(stderr: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# two launches, one of 2 ranks and one of 3, each running many jobs in one process group (tests/dist_worker.py)
+# ----------------------------------------------------------------------------------------------------------------
+class Launch:
+    """What one torchrun launch of tests/dist_worker.py left: each job's per-rank results."""
+
+    def __init__(self, out: Path, nproc: int):
+        self.out, self.nproc = out, nproc
+
+    def ranks(self, job: str) -> list[dict]:
+        return [torch.load(self.out / job / f"rank{r}.pt", weights_only=True) for r in range(self.nproc)]
+
+    def command(self, job: str) -> subprocess.CompletedProcess:
+        """A command's outcome as its own torchrun launch would give it: the ranks' output together, and a
+        non-zero status when any rank's is."""
+        ranks = [json.loads((self.out / job / f"rank{r}.json").read_text()) for r in range(self.nproc)]
+        status = next((r["status"] for r in ranks if r["status"] != 0), 0)
+        return subprocess.CompletedProcess(job, status, "".join(r["stdout"] for r in ranks),
+                                           "".join(r["stderr"] for r in ranks))
+
+
+def launch(nproc: int, out: Path, jobs: list[dict]) -> Launch:
+    plan = out / "plan.json"
+    plan.write_text(json.dumps(jobs))
+    proc = torchrun(nproc, HERE / "dist_worker.py", out, plan, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Launch(out, nproc)
+
+
+def search_args(*args) -> list[str]:
+    return ["search", *TINY_SEARCH, *map(str, args)]
+
+
+TRAIN_ARGS = ["train", "--dataset", "synthetic", "--synthetic-size", "48", "--test-limit", "11", "--batch-size", "4",
+              "--channels", "4", "--layers", "3", "--epochs", "1", "--device", "cpu", "--no-progress", "--lr", "0.02",
+              "--scale-lr"]
+LM_ARGS = ["--units", "8", "--batch-size", "4", "--bptt", "8", "--epochs", "1", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory):
+    """Every 2-rank job: the equivalence cases, the search straight, stopped, copied and resumed, training with
+    --scale-lr, the language model's search and training, then the two launches that must fail (each rank with
+    its own seed; a NaN on rank 1)."""
+    from darts_nas.data.text import write_tiny_corpus
+
+    root = tmp_path_factory.mktemp("two-ranks")
+    corpus = write_tiny_corpus(root / "corpus", "ptb", lines=(120, 30, 30), words=20)
+    order2 = ["--epochs", "2", "--order", "2"]
+    lm = ["--data", str(corpus), *LM_ARGS]
+    return launch(2, root, [
+        {"name": "cases", "cases": list(CASES)},
+        {"name": "straight", "argv": search_args(*order2, "--out", root / "a")},
+        {"name": "part", "argv": search_args(*order2, "--out", root / "b", "--stop-after", "1")},
+        {"name": "copy", "copy": [str(root / "b"), str(root / "c")]},
+        {"name": "resumed", "argv": ["search", "--resume", str(root / "b")]},
+        {"name": "train", "argv": [*TRAIN_ARGS, "--out", str(root / "t")]},
+        {"name": "lm-search", "argv": ["search", "--preset", "darts-ptb", *lm, "--out", str(root / "s")]},
+        {"name": "lm-train", "argv": ["train", "--preset", "darts-ptb-eval", *lm, "--eval-batch-size", "4",
+                                      "--test-batch-size", "1", "--out", str(root / "lm")]},
+        # each rank launched with its own seed: a mixed launch
+        {"name": "mixed", "argv": search_args("--epochs", "1", "--out", root / "m", "--seed", "{RANK}")},
+        # Rank 1's loss turns NaN in the second epoch; rank 0's own shard is fine.
+        {"name": "nan", "argv": search_args("--epochs", "2", "--log-every", "1", "--out", root / "n"),
+         "patch": "nan-on-rank-1"},
+    ])
+
+
+@pytest.fixture(scope="module")
+def three_ranks(tmp_path_factory):
+    """The 3-rank jobs: the equivalence cases of THREE_RANK_CASES, and a global batch 3 ranks cannot share."""
+    root = tmp_path_factory.mktemp("three-ranks")
+    return launch(3, root, [{"name": "cases", "cases": list(THREE_RANK_CASES)},
+                            {"name": "uneven", "argv": search_args("--epochs", "1", "--out", root / "u")}])
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # N ranks = one process with the same global batch and BatchNorm groups
 # ----------------------------------------------------------------------------------------------------------------
 # Three ranks (uneven BatchNorm groups on two cores) run a subset: both orders, a sampled relaxation on NAS-Bench-201,
@@ -58,16 +135,20 @@ def our_errors(stderr: str) -> list[str]:
 THREE_RANK_CASES = ("first-order", "second-order-fd", "gdas", "rnn-second-order")
 
 
+@functools.lru_cache(maxsize=None)
+def whole_batch_case(name: str) -> dict:
+    """The case's steps on the whole batch in one process (one BatchNorm group): the same for 2 and 3 ranks."""
+    return run_case(name, ghost=1)
+
+
 @pytest.mark.parametrize("nproc", [2, 3])
-def test_ranks_equal_one_process_with_the_same_global_batch_and_bn_groups(tmp_path, nproc):
+def test_ranks_equal_one_process_with_the_same_global_batch_and_bn_groups(request, nproc):
     names = list(CASES) if nproc == 2 else list(THREE_RANK_CASES)
-    proc = torchrun(nproc, HERE / "dist_worker.py", tmp_path, ",".join(names))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(nproc)]
+    ranks = request.getfixturevalue("two_ranks" if nproc == 2 else "three_ranks").ranks("cases")
     assert set(THREE_RANK_CASES) <= set(CASES)
     for name in names:
         reference = run_case(name, ghost=nproc)
-        whole = run_case(name, ghost=1)
+        whole = whole_batch_case(name)
         for r, got in enumerate(r[name] for r in ranks):
             # Every rank holds exactly rank 0's weights, alphas, eigenvalue and cell.
             for key in ("weights", "alphas"):
@@ -93,26 +174,26 @@ def comparable(history):
     return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
 
-def test_search_under_torchrun_writes_once_resumes_exactly_and_on_fewer_ranks(tmp_path, capsys):
-    args = [*TINY_SEARCH, "--epochs", "2", "--order", "2"]
-    straight = darts_nas_under_torchrun(2, "search", *args, "--out", tmp_path / "a")
+def test_search_under_torchrun_writes_once_resumes_exactly_and_on_fewer_ranks(two_ranks, tmp_path, capsys):
+    root = two_ranks.out
+    straight = two_ranks.command("straight")
     assert straight.returncode == 0, straight.stderr[-3000:]
     # Rank 0 alone speaks and writes: one first line, one result.
     assert straight.stdout.count("search: darts-cnn space") == 1 and "2 ranks (gloo)" in straight.stdout
     assert straight.stdout.count("derived cell") == 1
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(
+    assert sorted(p.name for p in (root / "a").iterdir()) == sorted(
         ["alphas.json", "checkpoint.pt", "config.json", "genotype.json", "genotype.txt", "metrics.jsonl"])
 
-    part = darts_nas_under_torchrun(2, "search", *args, "--out", tmp_path / "b", "--stop-after", "1")
+    part = two_ranks.command("part")
     assert part.returncode == 0, part.stderr[-3000:]
-    shutil.copytree(tmp_path / "b", tmp_path / "c")
-    resumed = darts_nas_under_torchrun(2, "search", "--resume", tmp_path / "b")
+    resumed = two_ranks.command("resumed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    a, b = load_checkpoint(root / "a"), load_checkpoint(root / "b")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert comparable(a["history"]) == comparable(b["history"])
 
     # The same global batch on one process: it continues (BatchNorm now sees the whole batch).
+    shutil.copytree(root / "c", tmp_path / "c")  # the launch's copy of the stopped run, left as it was
     assert main(["search", "--resume", str(tmp_path / "c")]) == 0
     assert load_checkpoint(tmp_path / "c")["epoch"] == 2
     # config.json says how each invocation ran: 2 ranks x 4, then one process with the whole batch of 8.
@@ -162,19 +243,15 @@ def test_a_killed_rank_stops_all_keeps_the_last_checkpoint_and_the_run_resumes(t
     assert load_checkpoint(run_dir)["epoch"] == 3 and (run_dir / "genotype.json").is_file()
 
 
-def test_bad_launches_get_one_clear_message(tmp_path):
-    uneven = darts_nas_under_torchrun(3, "search", *TINY_SEARCH, "--epochs", "1", "--out", tmp_path / "u")
+def test_bad_launches_get_one_clear_message(two_ranks, three_ranks):
+    uneven = three_ranks.command("uneven")
     assert uneven.returncode != 0
     assert our_errors(uneven.stderr) == ["darts-nas: error: --batch-size 8 is the global batch, which 3 ranks cannot "
                                          "share equally; use a multiple of 3 (each rank computes batch / world size "
                                          "examples)"]
-    assert not (tmp_path / "u").exists()
+    assert not (three_ranks.out / "u").exists()
 
-    mixed = tmp_path / "mixed.py"  # each rank launched with its own seed: a mixed launch
-    mixed.write_text("import os, sys\nfrom darts_nas.cli import main\n"
-                     f"sys.exit(main({['search', *TINY_SEARCH, '--epochs', '1', '--out', str(tmp_path / 'm')]!r}"
-                     " + ['--seed', os.environ['RANK']]))\n")
-    proc = torchrun(2, mixed)
+    proc = two_ranks.command("mixed")  # each rank launched with its own seed: a mixed launch
     assert proc.returncode != 0
     assert our_errors(proc.stderr) == ["darts-nas: error: the ranks were launched with different settings: rank 1 "
                                        "differs from rank 0 in seed; launch every rank with the same command and data"]
@@ -192,37 +269,29 @@ def test_cuda_ranks_beyond_the_machines_gpus_get_one_message(monkeypatch):
         distributed.setup(torch.device("cuda", 1))
 
 
-def test_training_under_torchrun_scales_the_lr_and_counts_each_test_image_once(tmp_path):
-    args = ["train", "--dataset", "synthetic", "--synthetic-size", "48", "--test-limit", "11", "--batch-size", "4",
-            "--channels", "4", "--layers", "3", "--epochs", "1", "--device", "cpu", "--no-progress", "--lr", "0.02",
-            "--scale-lr", "--out", tmp_path / "t"]
-    proc = darts_nas_under_torchrun(2, *args)
+def test_training_under_torchrun_scales_the_lr_and_counts_each_test_image_once(two_ranks):
+    proc = two_ranks.command("train")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "--scale-lr: 2 ranks x batch 4 = global batch 8; lr 0.02 x 2 = 0.04" in proc.stdout
-    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    run = two_ranks.out / "t"
+    config = json.loads((run / "config.json").read_text())
     assert (config["batch_size"], config["lr"]) == (8, 0.04)
-    record = json.loads((tmp_path / "t" / "metrics.jsonl").read_text().splitlines()[-1])
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["test_images"] == 11  # 6 + 5 images on the two ranks, none twice, none padded
     # One process evaluating the saved network (eval mode: BatchNorm's averaged running statistics) agrees.
     from darts_nas.run import evaluate_trained
-    alone = evaluate_trained(tmp_path / "t" / "last.pt", device="cpu", echo=lambda *a: None)
+    alone = evaluate_trained(run / "last.pt", device="cpu", echo=lambda *a: None)
     assert alone["images"] == 11 and alone["top1"] == record["test_acc"]
     assert alone["loss"] == pytest.approx(record["test_loss"], rel=1e-6)
 
 
-def test_language_model_search_and_training_under_torchrun(tmp_path):
-    from darts_nas.data.text import write_tiny_corpus
-
-    corpus = write_tiny_corpus(tmp_path / "corpus", "ptb", lines=(120, 30, 30), words=20)
-    small = ["--data", corpus, "--units", "8", "--batch-size", "4", "--bptt", "8", "--epochs", "1", "--device", "cpu",
-             "--no-progress"]
-    search = darts_nas_under_torchrun(2, "search", "--preset", "darts-ptb", *small, "--out", tmp_path / "s")
+def test_language_model_search_and_training_under_torchrun(two_ranks):
+    search = two_ranks.command("lm-search")
     assert search.returncode == 0, search.stderr[-3000:]
     assert "Genotype(recurrent=" in search.stdout
-    train = darts_nas_under_torchrun(2, "train", "--preset", "darts-ptb-eval", *small, "--eval-batch-size", "4",
-                                     "--test-batch-size", "1", "--out", tmp_path / "t")
+    train = two_ranks.command("lm-train")
     assert train.returncode == 0, train.stderr[-3000:]
-    results = json.loads((tmp_path / "t" / "results.json").read_text())
+    results = json.loads((two_ranks.out / "lm" / "results.json").read_text())
     assert results["valid_ppl"] > 1 and results["test_ppl"] > 1
 
 
@@ -318,36 +387,12 @@ def test_sync_bn_needs_cuda_ranks(monkeypatch):
         sync_batch_norm(model, torch.device("cpu"))
 
 
-def test_a_nan_on_one_rank_stops_every_rank_with_one_message_and_keeps_the_checkpoint(tmp_path):
-    # Rank 1's loss turns NaN in the second epoch; rank 0's own shard is fine. The losses the loop reads are
-    # averaged over the ranks, so both stop at the same step.
-    script = tmp_path / "nan.py"
-    script.write_text(f"""
-import os, sys
-import torch
-from darts_nas.cli import main
-from darts_nas.run.search import SearchRun
-from darts_nas.spaces.darts_cnn import DartsCNNSearchModel
-
-state = {{"epoch": 0}}
-run_epoch, loss = SearchRun.run_epoch, DartsCNNSearchModel.loss
-
-def counted(self, epoch):
-    state["epoch"] = epoch
-    return run_epoch(self, epoch)
-
-def poisoned(self, batch, weights=None):
-    value, out = loss(self, batch, weights)
-    if os.environ["RANK"] == "1" and state["epoch"] == 1:
-        value = value * float("nan")
-    return value, out
-
-SearchRun.run_epoch, DartsCNNSearchModel.loss = counted, poisoned
-sys.exit(main({['search', *TINY_SEARCH, '--epochs', '2', '--log-every', '1', '--out', str(tmp_path / 'n')]!r}))
-""")
-    proc = torchrun(2, script)
+def test_a_nan_on_one_rank_stops_every_rank_with_one_message_and_keeps_the_checkpoint(two_ranks):
+    # Rank 1's loss turns NaN in the second epoch; rank 0's own shard is fine (the patch "nan-on-rank-1" of
+    # tests/dist_worker.py). The losses the loop reads are averaged over the ranks, so both stop at the same step.
+    proc = two_ranks.command("nan")
     assert proc.returncode != 0
     errors = our_errors(proc.stderr)
     assert len(errors) == 1 and "the training loss became nan in epoch 2 (by step 1)" in errors[0], proc.stderr[-2000:]
     assert "the last good checkpoint (epoch 1) is" in errors[0]
-    assert load_checkpoint(tmp_path / "n")["epoch"] == 1
+    assert load_checkpoint(two_ranks.out / "n")["epoch"] == 1

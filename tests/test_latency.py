@@ -15,8 +15,7 @@ from darts_nas.errors import DartsNasError
 from darts_nas.strategies.latency import LatencyTable, fit_ridge
 from darts_nas.strategies import ArchRegularizer
 
-TINY = ["--preset", "darts-nb201", "--dataset", "synthetic", "--synthetic-size", "32", "--batch-size", "8",
-        "--channels", "4", "--cells-per-stage", "1", "--device", "cpu", "--no-progress"]
+from conftest import NB201_CLI_TINY as TINY  # noqa: E402
 
 
 def test_ridge_fit_equals_an_independent_least_squares_solution():

@@ -11,6 +11,7 @@ import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_nb201 import write_fake_table  # noqa: E402
 
 NB_ARCH = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|nor_conv_1x1~1|avg_pool_3x3~2|"
-TINY = ["--dataset", "synthetic", "--synthetic-size", "32", "--batch-size", "8", "--channels", "4", "--device", "cpu",
-        "--no-progress"]
+from conftest import CLI_TINY as TINY, copy_run  # noqa: E402
 
 
 def svg_ids(path: Path) -> list[str]:
@@ -126,7 +126,8 @@ def test_trajectories_signals_and_curves_hold_the_metrics_values(nb201_run):
     assert list(lines["curve|lr"].get_ydata()) == [r["lr"] for r in history]
 
 
-def test_plot_and_report_of_a_run(nb201_run, capsys):
+def test_plot_and_report_of_a_run(nb201_run, tmp_path, capsys):
+    nb201_run = copy_run(nb201_run, tmp_path)  # the pictures and the report go into a copy
     assert main(["plot", str(nb201_run), "--format", "png"]) == 0
     assert sorted(p.name for p in (nb201_run / "plots").iterdir()) == ["alphas.png", "cell.png", "curves.png",
                                                                        "signals.png"]
@@ -219,16 +220,10 @@ def test_tensorboard_events_hold_the_logged_values(nb201_run):
 # export
 # ----------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trained")
-    assert main(["train", *TINY, "--layers", "3", "--epochs", "2", "--tensorboard", "--out", str(root / "img")]) == 0
-    from darts_nas.data.text import write_tiny_corpus
-
-    corpus = write_tiny_corpus(root / "corpus", "ptb", lines=(60, 20, 20), words=12)
-    assert main(["train", "--preset", "darts-ptb-eval", "--data", str(corpus), "--units", "8", "--batch-size", "4",
-                 "--bptt", "6", "--epochs", "1", "--eval-batch-size", "2", "--test-batch-size", "1", "--device", "cpu",
-                 "--no-progress", "--out", str(root / "lm")]) == 0
-    return root
+def trained(trained_run, lm_run):
+    """The session's trained runs: img (an image network, with TensorBoard) and lm (a language model)."""
+    assert trained_run.name == "img" and lm_run.name == "lm"
+    return SimpleNamespace(img=trained_run, lm=lm_run)
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
@@ -236,9 +231,9 @@ def test_exported_image_network_gives_pytorchs_logits(trained, fmt, tmp_path, ca
     from darts_nas.run.train import load_network
 
     out = tmp_path / f"net.{fmt}"
-    assert main(["export", str(trained / "img" / "last.pt"), "--format", fmt, "--out", str(out)]) == 0
+    assert main(["export", str(trained.img / "last.pt"), "--format", fmt, "--out", str(out)]) == 0
     assert "gives PyTorch's outputs to" in capsys.readouterr().out
-    model, _ = load_network(trained / "img" / "last.pt")
+    model, _ = load_network(trained.img / "last.pt")
     x = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         expected = model.eval()(x)
@@ -257,8 +252,8 @@ def test_exported_language_model_gives_pytorchs_outputs(trained, fmt, tmp_path):
     from darts_nas.run.lm import load_lm
 
     out = tmp_path / f"lm.{fmt}"
-    assert main(["export", str(trained / "lm"), "--format", fmt, "--out", str(out), "--steps", "5"]) == 0
-    model, _ = load_lm(trained / "lm")
+    assert main(["export", str(trained.lm), "--format", fmt, "--out", str(out), "--steps", "5"]) == 0
+    model, _ = load_lm(trained.lm)
     model.eval()
     g = torch.Generator().manual_seed(3)
     tokens, hidden = torch.randint(0, model.vocab_size, (5, 4), generator=g), torch.randn(4, 8, generator=g)
@@ -279,16 +274,16 @@ def test_training_runs_plot_and_log_to_tensorboard(trained):
 
     from darts_nas.plots.run import run_figures
 
-    history = history_of(trained / "img")
-    figures = run_figures(trained / "img")
+    history = history_of(trained.img)
+    figures = run_figures(trained.img)
     assert sorted(figures) == ["cell", "curves"]  # no alphas or signals in a training run
     lines = {ln.get_gid(): ln for ax in figures["curves"].axes for ln in ax.lines}
     assert list(lines["curve|test_acc"].get_ydata()) == [100 * r["test_acc"] for r in history]
-    acc = EventAccumulator(str(trained / "img" / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    acc = EventAccumulator(str(trained.img / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
     acc.Reload()
     assert [e.value for e in acc.Scalars("epoch/test_loss")] == pytest.approx([r["test_loss"] for r in history])
     assert [e.step for e in acc.Images("cell")] == [1]  # the trained cell does not change: drawn once
-    lm = run_figures(trained / "lm")  # the recurrent cell and the perplexities
+    lm = run_figures(trained.lm)  # the recurrent cell and the perplexities
     assert sorted(lm) == ["cell", "curves"]
     assert "curve|val_ppl" in {ln.get_gid() for ax in lm["curves"].axes for ln in ax.lines}
 
@@ -330,7 +325,7 @@ def test_a_missing_extra_gives_one_line(module, argv, line, monkeypatch, tmp_pat
         if name == module or name.startswith(module + "."):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, module, None)  # import fails, as when it is not installed
-    argv = [str(trained / "img") if a == "RUN" else a for a in argv] + \
+    argv = [str(trained.img) if a == "RUN" else a for a in argv] + \
         (["--out", str(tmp_path / "x")] if argv[0] in ("search", "plot") else [])
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -1,19 +1,23 @@
 """DARTS-PRIME (constrained bilevel DARTS): the clamp activation with permanent pruning (through resume), the node
 BatchNorm, the Fisher-information schedule on scripted values, the proximity and ADMM terms against hand formulas,
-and the presets' runs."""
+the presets' runs, and their learning rates epoch by epoch."""
 
 from __future__ import annotations
+
+import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from darts_nas.cli import main
-from darts_nas.config import SearchConfig, preset_config
+from darts_nas.config import PRESETS, SearchConfig, preset_config
 from darts_nas.errors import DartsNasError
 from darts_nas.spaces.relaxation import get_relaxation
 from darts_nas.run import resume_search, start_search
 from darts_nas.run.checkpoint import load_checkpoint
+from darts_nas.run.search import SearchRun
 from darts_nas.spaces import PrimeSearchModel
 from darts_nas.strategies import ArchRegularizer, ArchSchedule
 from darts_nas.strategies.bilevel import alpha_step
@@ -158,13 +162,7 @@ def test_the_authors_admm_terms_and_updates_by_hand():
     torch.testing.assert_close(reg.penalty(model), expected)
 
 
-def tiny(**kw) -> SearchConfig:
-    values = dict(preset_config("darts-prime-cifar10").to_dict())
-    values.update(dataset="synthetic", synthetic_size=96, image_size=8, channels=4, layers=3, nodes=2, batch_size=8,
-                  epochs=2,
-                  device="cpu", progress=False, hessian_every=0, arch_lr=0.05, seed=1, fisher_threshold=30.0)
-    values.update(kw)
-    return SearchConfig(**values)
+from conftest import tiny_prime as tiny  # noqa: E402
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(discretization="admm-prime", admm_every=3, arch_schedule="fixed",
@@ -203,3 +201,26 @@ def test_the_darts_prime_presets_from_the_command_line(tmp_path, capsys):
                  "--no-progress", "--hessian-every", "0", "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "schedule:" in out and "alpha steps in 10 weight steps" in out
+
+
+def test_the_darts_prime_presets_step_the_cosine_before_each_epoch(tmp_path):
+    """The authors' loop steps its cosine scheduler before each epoch (torch >= 1.1): epoch e trains at the
+    cosine's value for e + 1, from 0.0249763 to exactly 0.001 over 50 epochs; every other preset keeps DARTS'."""
+    def cosine(t, T=50, lr=0.025, lr_min=0.001):
+        return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * t / T)) / 2
+
+    for name in ("darts-prime-cifar10", "darts-prime-admm-cifar10"):
+        config = preset_config(name).validate()
+        assert config.lr_step_before_epoch and (config.epochs, config.lr, config.lr_min) == (50, 0.025, 0.001)
+        lrs = [SearchRun.lr(SimpleNamespace(config=config), e) for e in range(50)]
+        assert lrs == pytest.approx([cosine(e + 1) for e in range(50)], rel=1e-12, abs=0)
+        assert round(lrs[0], 7) == 0.0249763 and lrs[-1] == 0.001
+    darts = preset_config("darts-cifar10")
+    assert SearchRun.lr(SimpleNamespace(config=darts), 0) == 0.025
+    assert SearchRun.lr(SimpleNamespace(config=darts), 49) == pytest.approx(0.0010237, abs=5e-8)
+    assert [n for n in PRESETS if preset_config(n).lr_step_before_epoch] == ["darts-prime-cifar10",
+                                                                            "darts-prime-admm-cifar10"]
+    run = start_search(tiny(epochs=2), tmp_path / "s", echo=lambda *a: None).run()
+    assert [h["lr"] for h in run.history] == pytest.approx([cosine(1, 2), cosine(2, 2)], rel=1e-12, abs=0)
+    with pytest.raises(DartsNasError, match="--lr-step-before-epoch belongs to --lr-schedule cosine"):
+        preset_config("darts-prime-cifar10", lr_schedule="constant").validate()

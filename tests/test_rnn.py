@@ -31,13 +31,7 @@ from darts_nas.strategies import architecture_gradient
 ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda h: h}
 
 
-def quiet(*_args, **_kwargs):
-    pass
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory):
-    return write_tiny_corpus(tmp_path_factory.mktemp("corpus"), "ptb", lines=(240, 40, 40), words=20)
+from conftest import quiet  # noqa: E402  (and the session fixture corpus_dir: 240/40/40 lines of 20 words)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -444,57 +438,111 @@ def test_vocabulary_equality():
 # ----------------------------------------------------------------------------------------------------------------
 # the DARTS authors' recurrent hypergradient (--hypergradient authors) against a re-computation done their way
 # ----------------------------------------------------------------------------------------------------------------
-def _authors_way(model, train, val, eta, wd, clip, r=0.01):
-    """The authors' procedure on module copies: gradients of the parameters (the tied one listed once), clipped
-    when the coefficient is below 1, the moved values loaded into a copy of the state dict (in which the tied
-    decoder entry keeps the old embedding), the validation gradient clipped plus weight decay, and the central
-    difference taken by moving the unrolled copy's parameters in place."""
-    import copy
+def _clipped(grads, clip):
+    """The authors' clip: scaled by clip / (norm + 1e-6) when that is below 1; returns (grads, that coefficient)."""
+    norm = torch.sqrt(sum((g * g).sum() for g in grads))
+    coef = clip / (norm + 1e-6)
+    return ([g * coef for g in grads] if coef < 1 else list(grads)), coef
 
-    def clipped(grads):
-        norm = torch.sqrt(sum((g * g).sum() for g in grads))
-        coef = clip / (norm + 1e-6)
-        return [g * coef for g in grads] if coef < 1 else list(grads)
+
+def _unrolled_copy_their_way(model, train, eta, wd, clip):
+    """Gradients of the parameters (the tied one listed once), clipped, the moved values loaded into a copy of the
+    state dict (in which the tied decoder entry keeps the old embedding). Returns (the copy, the clip coef)."""
+    import copy
 
     params = list(model.net.parameters())
     loss, _ = model.loss(train)
-    grads = clipped(torch.autograd.grad(loss, params))
+    grads, coef = _clipped(torch.autograd.grad(loss, params), clip)
     moved = [p.detach() - eta * (g + wd * p.detach()) for p, g in zip(params, grads)]
     state = {k: v.clone() for k, v in model.state_dict().items()}
     state.update({f"net.{n}": m for (n, _), m in zip(model.net.named_parameters(), moved)})
     unrolled = copy.deepcopy(model)
     unrolled.load_state_dict(state)             # encoder.weight, then the stale decoder.weight into the same tensor
+    return unrolled, coef
+
+
+def _central_difference_in_place(model, vector, train, r):
+    """(dL_train/dalpha at w + R v - the same at w - R v) / 2R, R = r / ||v||, moving `model`'s parameters in place
+    (and back) as the authors do; returns (the differences, R)."""
+    params, alphas = list(model.net.parameters()), model.arch_parameters()
+    R = r / torch.sqrt(sum((v * v).sum() for v in vector))
+    with torch.no_grad():
+        for p, v in zip(params, vector):
+            p.add_(R * v)
+    grads_p = torch.autograd.grad(model.loss(train)[0], alphas)
+    with torch.no_grad():
+        for p, v in zip(params, vector):
+            p.sub_(2 * R * v)
+    grads_n = torch.autograd.grad(model.loss(train)[0], alphas)
+    with torch.no_grad():
+        for p, v in zip(params, vector):
+            p.add_(R * v)
+    return [a - b for a, b in zip(grads_p, grads_n)], R
+
+
+def _authors_way(model, train, val, eta, wd, clip, r=0.01):
+    """The authors' June 2018 procedure on module copies: the unrolled copy, the validation gradient clipped plus
+    weight decay, and the central difference taken by moving the unrolled copy's parameters in place."""
+    unrolled, _ = _unrolled_copy_their_way(model, train, eta, wd, clip)
     loss, _ = unrolled.loss(val)
     alphas = unrolled.arch_parameters()
     direct = torch.autograd.grad(loss, alphas, retain_graph=True)
     uparams = list(unrolled.net.parameters())
-    dtheta = clipped(torch.autograd.grad(loss, uparams))
+    dtheta, _ = _clipped(torch.autograd.grad(loss, uparams), clip)
     vector = [d + wd * p.detach() for d, p in zip(dtheta, uparams)]
-    R = r / torch.sqrt(sum((v * v).sum() for v in vector))
-    with torch.no_grad():
-        for p, v in zip(uparams, vector):
-            p.add_(R * v)
-    grads_p = torch.autograd.grad(unrolled.loss(train)[0], alphas)
-    with torch.no_grad():
-        for p, v in zip(uparams, vector):
-            p.sub_(2 * R * v)
-    grads_n = torch.autograd.grad(unrolled.loss(train)[0], alphas)
-    return [d - eta * (a - b) / (2 * R + 1e-10) for d, a, b in zip(direct, grads_p, grads_n)]
+    diffs, R = _central_difference_in_place(unrolled, vector, train, r)
+    return [d - eta * x / (2 * R + 1e-10) for d, x in zip(direct, diffs)]
+
+
+def _authors_final_way(model, train, val, eta, wd, clip, r=0.01):
+    """The authors' final procedure (since their 2018-08-03 change) on module copies: the unrolled copy, the
+    validation gradient clipped (no weight decay), the central difference at the current weights w +- R v (a copy
+    of the model moved in place), subtracted as eta * coef * Hv with the training gradient's coef unclamped."""
+    import copy
+
+    unrolled, coef = _unrolled_copy_their_way(model, train, eta, wd, clip)
+    loss, _ = unrolled.loss(val)
+    alphas = unrolled.arch_parameters()
+    direct = torch.autograd.grad(loss, alphas, retain_graph=True)
+    vector, _ = _clipped(torch.autograd.grad(loss, list(unrolled.net.parameters())), clip)
+    diffs, R = _central_difference_in_place(copy.deepcopy(model), vector, train, r)
+    return [d - eta * coef * x / (2 * R) for d, x in zip(direct, diffs)], coef
 
 
 @pytest.mark.parametrize("clip", [0.05, 100.0])
 def test_the_authors_hypergradient_equals_their_computation_redone(clip):
-    from darts_nas.strategies.bilevel import authors_architecture_gradient, tied_weight_names
+    from darts_nas.strategies.bilevel import authors_2018_06_architecture_gradient, tied_weight_names
 
     model, train, val = _tiny_model()
     assert tied_weight_names(model) == {"net.encoder.weight"}
     eta, wd = 0.7, 1e-2
-    ours, _ = authors_architecture_gradient(model, train, val, eta=eta, weight_decay=wd, clip=clip)
+    ours, _ = authors_2018_06_architecture_gradient(model, train, val, eta=eta, weight_decay=wd, clip=clip)
     theirs = _authors_way(model, train, val, eta, wd, clip)
     torch.testing.assert_close(ours[0], theirs[0], rtol=1e-7, atol=1e-10)
     # and it is not the derivative of the unrolled objective (the default)
     exact = architecture_gradient(model, train, val, order=2, eta=eta, weight_decay=wd, hvp="exact",
                                   virtual_clip=clip)
+    assert (ours[0] - exact[0]).norm() > 0.05 * exact[0].norm()
+
+
+@pytest.mark.parametrize("clip", [0.05, 100.0])  # 100: ||g|| < clip, the coefficient above 1 scales Hv up
+def test_the_authors_final_hypergradient_equals_their_computation_redone(clip):
+    from darts_nas.strategies.bilevel import (authors_2018_06_architecture_gradient,
+                                              authors_architecture_gradient)
+
+    model, train, val = _tiny_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    eta, wd = 0.7, 1e-2
+    ours, _ = authors_architecture_gradient(model, train, val, eta=eta, weight_decay=wd, clip=clip)
+    theirs, coef = _authors_final_way(model, train, val, eta, wd, clip)
+    assert (coef > 1) == (clip == 100.0)
+    torch.testing.assert_close(ours[0], theirs[0], rtol=1e-7, atol=1e-10)
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))  # the model is left as it was
+    # it is neither the June 2018 release's gradient nor the derivative of the unrolled objective
+    june, _ = authors_2018_06_architecture_gradient(model, train, val, eta=eta, weight_decay=wd, clip=clip)
+    exact = architecture_gradient(model, train, val, order=2, eta=eta, weight_decay=wd, hvp="exact",
+                                  virtual_clip=clip)
+    assert (ours[0] - june[0]).norm() > 0.05 * june[0].norm()
     assert (ours[0] - exact[0]).norm() > 0.05 * exact[0].norm()
 
 
@@ -516,4 +564,19 @@ def test_the_authors_hypergradient_is_a_checked_option(tmp_path, corpus_dir):
     rows = json.loads((tmp_path / "hg.json").read_text())
     assert [r["batch"] for r in rows] == [0, 1] and rows[0]["epoch"] == 1
     assert all(-1 <= r["cosine"] <= 1 and r["exact_norm"] > 0 and r["authors_norm"] > 0 for r in rows)
+    assert all(-1 <= r["cosine_2018_06"] <= 1 and r["authors_2018_06_norm"] > 0 for r in rows)
     assert main(["bench", "hypergradient"]) == 2  # no run: one line, exit 2
+
+
+def test_the_authors_june_2018_hypergradient_is_a_checked_option(tmp_path, corpus_dir):
+    from darts_nas.config import SearchConfig
+
+    with pytest.raises(DartsNasError, match="--hypergradient authors-2018-06 is the DARTS authors' recurrent"):
+        SearchConfig(space="darts-rnn", dataset="ptb", order=2, hypergradient="authors-2018-06").validate()
+    config = preset_config(
+        "darts-ptb-2nd-authors", data=str(corpus_dir), units=8, nodes=3, batch_size=4, bptt=8, max_seq_len_delta=4,
+        epochs=1, progress=False, device="cpu", limit=600, log_every=5, hypergradient="authors-2018-06")
+    run = start_search(config, tmp_path / "j", echo=quiet)
+    assert "their June 2018 release" in run.strategy.describe()
+    run.run()
+    assert (tmp_path / "j" / "genotype.json").is_file()

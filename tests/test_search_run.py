@@ -10,21 +10,12 @@ import pytest
 import torch
 
 from darts_nas.cli import main
-from darts_nas.config import SearchConfig, preset_config
+from darts_nas.config import preset_config
 from darts_nas.genotypes import Genotype, derive_genotype, load_genotype
 from darts_nas.run import resume_search, start_search
 from darts_nas.run.search import NonFiniteLoss, SearchRun, cosine_lr
 
-TINY = dict(dataset="synthetic", synthetic_size=96, channels=4, layers=3, nodes=2, batch_size=16, epochs=3,
-            progress=False, device="cpu", log_every=2)
-
-
-def tiny(**kw) -> SearchConfig:
-    return SearchConfig(**{**TINY, **kw})
-
-
-def quiet(*a, **k):
-    pass
+from conftest import quiet, tiny_search as tiny  # noqa: E402
 
 
 def final_state(run: SearchRun):
@@ -67,10 +58,8 @@ def test_arch_warmup_epochs_train_the_weights_only(tmp_path):
     assert all(not torch.equal(a, b) for a, b in zip(run.model.arch_parameters(), initial))
 
 
-def test_run_directory_contents(tmp_path):
-    run = start_search(tiny(epochs=2), tmp_path / "run", echo=quiet)
-    result = run.run()
-    d = tmp_path / "run"
+def test_run_directory_contents(search_run):
+    d, result = search_run.dir, search_run.result  # tiny(epochs=2), finished
     assert result.finished and result.epochs_done == 2
     for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "alphas.json", "genotype.json", "genotype.txt"):
         assert (d / name).is_file(), name
@@ -149,8 +138,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
 def test_cli_search_derive_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["search", "--dataset", "synthetic", "--synthetic-size", "64", "--channels", "4", "--layers", "3",
-            "--nodes", "2", "--batch-size", "16", "--epochs", "2", "--no-progress", "--out", str(out)]
+    args = ["search", "--dataset", "synthetic", "--synthetic-size", "64", "--image-size", "8", "--channels", "4",
+            "--layers", "3", "--nodes", "2", "--batch-size", "16", "--epochs", "2", "--no-progress", "--out", str(out)]
     assert main(args + ["--stop-after", "1"]) == 0
     assert "--resume" in capsys.readouterr().out
     assert main(["search", "--resume", str(out)]) == 0
@@ -199,8 +188,8 @@ def test_cli_bad_input_gives_one_clear_message(argv, message, tmp_path, capsys):
 
 def test_cli_refuses_to_overwrite_or_change_a_run(tmp_path, capsys):
     out = str(tmp_path / "run")
-    base = ["search", "--dataset", "synthetic", "--synthetic-size", "64", "--channels", "4", "--layers", "3",
-            "--nodes", "2", "--batch-size", "16", "--epochs", "2", "--no-progress", "--out", out]
+    base = ["search", "--dataset", "synthetic", "--synthetic-size", "64", "--image-size", "8", "--channels", "4",
+            "--layers", "3", "--nodes", "2", "--batch-size", "16", "--epochs", "2", "--no-progress", "--out", out]
     assert main(base + ["--stop-after", "1"]) == 0
     capsys.readouterr()
     assert main(base) == 2

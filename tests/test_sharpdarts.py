@@ -1,6 +1,7 @@
 """sharpDARTS: SharpSepConv and ResizablePool against direct computations, the spaces and published cells (with the
 paper's parameter counts), Max-W and Cosine Power Annealing against the authors' formulas, and the HyperCuboid
-grid search (its weights' layout, the strongest path against an enumeration, the path network)."""
+grid search (its weights' layout, the strongest path against an enumeration, the path network, its affine BNs and
+preset), and the choke ops' middle width as a training setting."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from darts_nas.cli import main
+from darts_nas.config import SearchConfig, preset_config, train_preset_config
 from darts_nas.errors import DartsNasError
 from darts_nas.genotypes import Genotype, HyperPath, SharpGenotype, get_genotype, load_genotype
-from darts_nas.nets import build_network, create_model
+from darts_nas.nets import NetworkImageNet, build_network, create_model, network_from_hparams
 from darts_nas.nets.hyperpath import HyperPathNetwork
 from darts_nas.spaces.relaxation import max_w
 from darts_nas.run.common import cosine_power_lr
+from darts_nas.run.search import build_search_model
+from darts_nas.run.train import build_network_for
 from darts_nas.ops import SHARP_PRIMITIVES, SHARPER_PRIMITIVES, ResizablePool, SharpSepConv, mid_channels, sharp_op
 from darts_nas.spaces import HyperCuboidSearchModel, SharpDartsSearchModel, SharperSearchModel
 from darts_nas.spaces.hypercuboid import channel_counts
@@ -307,3 +311,83 @@ def test_a_hypercuboid_search_derives_prints_and_trains_its_path(tmp_path, capsy
     assert not (tmp_path / "s" / "plots" / "alphas.png").exists()
     assert main(["train", "--genotype", str(tmp_path / "s"), *common, "--epochs", "1", "--no-auxiliary",
                  "--out", str(tmp_path / "t")]) == 0
+
+
+def test_the_hypercuboids_bns_are_affine_as_the_authors():
+    """Every BN of the supernet has weight and bias by default (the authors' ops hard-code affine=True, their stems
+    and heads use PyTorch's default): 2 parameters per BN channel, counted by hand for widths 4, 8, one layer."""
+    def count(model):
+        return sum(p.numel() for p in model.net.parameters())
+
+    kw = dict(C=4, widths=2, layers=1, head=8)
+    affine, plain = HyperCuboidSearchModel(**kw), HyperCuboidSearchModel(**kw, affine=False)
+    widths, head = [4, 8], 8
+    stems = sum(widths)
+    # per pass: the pools' resizing BN (c_out, only when the width changes), the SharpSepConvs' two BNs (2 c_out)
+    per_pass = sum(co for ci in widths for co in widths if ci != co) + sum(2 * co for ci in widths for co in widths)
+    heads = 2 * head * len(widths)
+    assert count(affine) - count(plain) == 2 * (stems + 2 * per_pass + heads) == 328
+    bns = [m for m in affine.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(m.weight is not None and not m.track_running_stats for m in bns)
+    assert all(m.weight is None for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    config = preset_config("hypercuboid-cifar10", channels=4, nodes=2, layers=2)
+    assert config.hypercuboid_affine and build_search_model(config, 10).hparams["affine"]
+    assert not build_search_model(preset_config("hypercuboid-cifar10", hypercuboid_affine=False), 10).hparams["affine"]
+    with pytest.raises(DartsNasError, match="--hypercuboid-affine does not apply to the darts-cnn space"):
+        SearchConfig(hypercuboid_affine=False).validate()
+
+
+def test_the_hypercuboid_preset_is_the_authors_grid_search():
+    c = preset_config("hypercuboid-cifar10").validate()
+    assert (c.space, c.channels, c.layers, c.nodes, c.batch_size, c.epochs, c.seed) == ("hypercuboid", 36, 8, 4, 64,
+                                                                                        120, 10)
+    assert (c.max_w, c.cutout, c.lr, c.lr_min, c.lr_schedule, c.lr_power, c.lr_warmup_epochs) == (
+        True, 16, 0.025, 1e-4, "cosine-power", 2.0, 5)
+    assert (c.order, c.train_portion, c.arch_lr, c.weight_decay, c.momentum) == (1, 0.5, 3e-4, 3e-4, 0.9)
+    assert channel_counts(c.channels, c.nodes) == [32, 64, 128, 256]
+
+
+def test_the_choke_width_is_a_training_setting_with_the_authors_imagenet_default():
+    """A choke op's parameters by hand (depthwise 3x3, 1x1 to m, BN, depthwise 3x3, 1x1 back, BN), and the
+    sharpDARTS ImageNet preset's network: each choke op grows by (2 C + 9 + 2)(96 - 32) from m = 32 to 96."""
+    C = 8
+    for m in (32, 96):
+        op = sharp_op("choke_conv_3x3", C, 1, False, choke=m)
+        assert sum(p.numel() for p in op.parameters()) == C * 9 + C * m + 2 * m + m * 9 + m * C + 2 * C
+    c = train_preset_config("sharpdarts-imagenet-eval").validate()
+    assert (c.choke_channels, c.genotype, c.network, c.channels, c.layers) == (96, "SHARP_DARTS", "imagenet", 48, 14)
+    assert train_preset_config("sharpdarts-cifar10-eval").choke_channels == 32
+    genotype = get_genotype("SHARP_DARTS")
+    small = train_preset_config("sharpdarts-imagenet-eval", channels=8, layers=5, auxiliary=False).validate()
+    net96 = build_network_for(small, genotype, 10, 3)
+    net32 = NetworkImageNet(genotype, C=8, layers=5, auxiliary=False, num_classes=10)
+    chokes = [op for cell in net96.cells
+              for (name, _), op in zip(genotype.reduce if cell.reduction else genotype.normal, cell.ops)
+              if "choke" in name]
+    assert chokes and all(op.C_mid == 96 for op in chokes)
+    expected = sum((2 * op.depthwise1.in_channels + 11) * 64 for op in chokes)
+    assert sum(p.numel() for p in net96.parameters()) - sum(p.numel() for p in net32.parameters()) == expected
+    assert net96.hparams["choke"] == 96 and "choke" not in net32.hparams
+    rebuilt = network_from_hparams(net96.hparams)
+    assert sum(p.numel() for p in rebuilt.parameters()) == sum(p.numel() for p in net96.parameters())
+    with pytest.raises(DartsNasError, match="--choke-channels must be positive"):
+        train_preset_config("sharpdarts-imagenet-eval", choke_channels=0).validate()
+
+
+def test_hypercuboid_searches_recorded_before_the_affine_setting_keep_their_plain_bns():
+    """A config.json or checkpoint of a HyperCuboid search made before --hypercuboid-affine existed names neither the
+    setting nor the model's `affine`: it rebuilds the supernet it ran (no BN parameters), while a new search gets
+    the authors' affine BNs."""
+    from darts_nas.config import SearchConfig
+    from darts_nas.spaces import get_space
+
+    old = SearchConfig().to_dict()
+    old.pop("hypercuboid_affine")
+    assert SearchConfig.from_record(old).hypercuboid_affine is False
+    assert SearchConfig.from_record({**old, "hypercuboid_affine": True}).hypercuboid_affine is True
+    assert SearchConfig.from_dict(old).hypercuboid_affine is True  # presets and flags: the default
+    space = get_space("hypercuboid")
+    plain, affine = space(C=4, layers=2), space(C=4, layers=2, affine=True)
+    bn = lambda m: sum(p.numel() for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)
+                       for p in mod.parameters())
+    assert bn(plain) == 0 and bn(affine) > 0

@@ -12,28 +12,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 from darts_nas.cli import main
-from darts_nas.config import TrainConfig, train_preset_config
+from darts_nas.config import train_preset_config
 from darts_nas.data.augment import color_jitter, hsv_to_rgb, rgb_to_hsv
 from darts_nas.data.folder import list_image_folder
 from darts_nas.data.stream import StreamingLoader, random_resized_crop_box
 from darts_nas.errors import DartsNasError
 from darts_nas.genotypes import get_genotype
 from darts_nas.nets import NetworkCIFAR
-from darts_nas.run.search import SearchRun
-from darts_nas.config import SearchConfig
 from darts_nas.run import resume_training, start_training
 from darts_nas.run.train import TrainRun, evaluate_checkpoint, load_network, load_train_data, training_loss
 
-TINY = dict(dataset="synthetic", synthetic_size=64, image_size=16, channels=4, layers=3, batch_size=16, epochs=3,
-            progress=False, device="cpu", log_every=2, cutout=4)
-
-
-def tiny(**kw) -> TrainConfig:
-    return TrainConfig(**{**TINY, **kw})
-
-
-def quiet(*a, **k):
-    pass
+from conftest import copy_run, quiet, tiny_train as tiny  # noqa: E402
 
 
 def strip_times(history):
@@ -145,19 +134,17 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     assert strip_times(straight.history) == strip_times(resumed.history)
 
 
-def test_resume_refuses_changes_and_other_checkpoints(tmp_path):
+def test_resume_refuses_changes_and_other_checkpoints(tmp_path, search_run):
     start_training(tiny(epochs=1), tmp_path / "t", echo=quiet).run()
     with pytest.raises(DartsNasError, match="drop --lr"):
         resume_training(tmp_path / "t", lr=0.1)
     with pytest.raises(DartsNasError, match="already holds a run"):
         start_training(tiny(epochs=1), tmp_path / "t", echo=quiet)
-    search = SearchRun(SearchConfig(dataset="synthetic", synthetic_size=64, channels=4, layers=3, nodes=2,
-                                    batch_size=16, epochs=1, progress=False, device="cpu"), tmp_path / "s", quiet)
-    search.run()
+    search = copy_run(search_run.dir, tmp_path / "s")  # a finished search
     with pytest.raises(DartsNasError, match="'darts-nas/search' checkpoint, not a 'darts-nas/train' one"):
-        resume_training(tmp_path / "s")
+        resume_training(search)
     with pytest.raises(DartsNasError, match="not a trained network"):
-        load_network(tmp_path / "s")
+        load_network(search)
     # The weights of one genotype's network do not load into another's.
     with pytest.raises(DartsNasError, match="do not fit the network"):
         load_network(tmp_path / "t" / "last.pt", genotype="NASNet")
@@ -429,10 +416,8 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
     assert len(p.stderr.strip().splitlines()) == 1
 
 
-def test_cli_evaluate_of_a_search_checkpoint_is_refused(tmp_path):
-    SearchRun(SearchConfig(dataset="synthetic", synthetic_size=64, channels=4, layers=3, nodes=2, batch_size=16,
-                           epochs=1, progress=False, device="cpu"), tmp_path / "s", quiet).run()
-    p = run_cli("evaluate", str(tmp_path / "s"))
+def test_cli_evaluate_of_a_search_checkpoint_is_refused(search_run):
+    p = run_cli("evaluate", str(search_run.dir))  # a finished search
     assert p.returncode == 2 and "not a trained network" in p.stderr and "Traceback" not in p.stderr
 
 

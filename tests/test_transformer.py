@@ -504,3 +504,13 @@ def test_validation_runs_the_model_once_per_batch(tmp_path, monkeypatch):
     assert len(run.val_batches) >= 2 and len(calls) == len(run.val_batches)
     assert metrics["val_loss"] == pytest.approx(sum(float(l) * int((y != 0).sum()) for l, y in want) / tokens,
                                                 rel=1e-12)
+
+
+def test_length_buckets_is_a_setting_of_search_and_training():
+    from darts_nas.config import SearchConfig, TrainConfig
+
+    assert SearchConfig().length_buckets == 0 and TrainConfig().length_buckets == 0  # off: today's batches
+    SearchConfig(space="rev-transformer", dataset="copy", length_buckets=4).validate()
+    for cls, kw in ((SearchConfig, dict(space="rev-transformer")), (TrainConfig, {})):
+        with pytest.raises(DartsNasError, match="--length-buckets cannot be negative"):
+            cls(dataset="copy", length_buckets=-1, **kw).validate()

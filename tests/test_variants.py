@@ -219,11 +219,7 @@ def test_discretization_penalties_by_hand():
 
 # -- schedules --------------------------------------------------------------------------------------------------
 # -- the run loop -----------------------------------------------------------------------------------------------
-def tiny(**kw) -> SearchConfig:
-    values = dict(dataset="synthetic", synthetic_size=64, image_size=8, space="nb201", channels=4, cells_per_stage=1,
-                  batch_size=16, epochs=2, device="cpu", progress=False, hessian_iters=4, seed=1)
-    values.update(kw)
-    return SearchConfig(**values)
+from conftest import tiny_nb201 as tiny  # noqa: E402  (a NAS-Bench-201 search at 8x8)
 
 
 @pytest.mark.parametrize("kw", [dict(strategy="single-level", relaxation="sigmoid"),

@@ -64,6 +64,9 @@ class SearchCore(Settings):
     lr_power: float = _f(2.0, "the exponent of --lr-schedule cosine-power (sharpDARTS' scripts: 2; 1 is cosine)")
     lr_warmup_epochs: int = _f(0, "--lr-schedule cosine-power: first epochs ramping linearly up to --lr "
                                "(sharpDARTS' scripts: 5)")
+    lr_step_before_epoch: bool = _f(False, "--lr-schedule cosine one epoch ahead: epoch e trains at the cosine's "
+                                    "value for e + 1, so the last epoch reaches --lr-min (DARTS-PRIME's loop, which "
+                                    "steps its scheduler before each epoch)")
     momentum: float = _f(0.9, "SGD momentum")
     weight_decay: float = _f(3e-4, "SGD weight decay")
     grad_clip: float = _f(5.0, "gradient-norm clip of the weights (0: off)")
@@ -124,6 +127,8 @@ class SearchCore(Settings):
     def core_problems(self) -> list[str]:
         """The checks of the core's own fields."""
         problems = power_schedule_problems(self)
+        if self.lr_step_before_epoch and self.lr_schedule != "cosine":
+            problems.append("--lr-step-before-epoch belongs to --lr-schedule cosine")
         if self.arch_lr_min < 0:
             problems.append("--arch-lr-min cannot be negative")
         if not 0.0 < self.train_portion < 1.0:
@@ -238,6 +243,8 @@ class TrainConfig(Settings, LanguageModelSettings, Seq2SeqSettings, TransformerS
     auxiliary: bool = _f(True, "auxiliary head after cell 2*layers//3")
     auxiliary_weight: float = _f(0.4, "weight of the auxiliary loss")
     drop_path_prob: float = _f(0.2, "drop-path probability reached at the end (ramped linearly from 0)")
+    choke_channels: int = _f(32, "middle width of sharpDARTS' choke ops (choke_conv_3x3, dil_choke_conv_3x3) in a "
+                             "cell network (the authors' search and CIFAR scripts: 32; their ImageNet scripts: 96)")
     # data
     dataset: str = _f("cifar10", "dataset (folder/imagenet: ROOT/train/<class>/* and ROOT/val/<class>/*; ptb, "
                       "wikitext-2, text: word-level corpora for a language model)",
@@ -300,7 +307,7 @@ class TrainConfig(Settings, LanguageModelSettings, Seq2SeqSettings, TransformerS
     tensorboard: bool = _f(False, "write TensorBoard events to RUN_DIR/tensorboard each epoch (needs "
                            "darts-nas[tensorboard])")
 
-    POSITIVE = ("channels", "layers", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
+    POSITIVE = ("channels", "layers", "choke_channels", "epochs", "batch_size", "image_size", "synthetic_size", "eval_every",
                 "log_every", "units", "bptt", "eval_batch_size", "test_batch_size", "task_size", "task_symbols",
                 "subword_vocab", "max_tokens", "d_model", "splits", "blocks", "beam")
 
@@ -407,7 +414,7 @@ class Preset(NamedTuple):
 _SHARP = dict(dataset="cifar10", epochs=120, lr=0.025, lr_min=1e-4, lr_schedule="cosine-power", lr_power=2.0,
               lr_warmup_epochs=5, max_w=True, cutout=16)
 _PRIME = dict(dataset="cifar10", space="darts-prime", relaxation="clamp", discretization_weight=0.1,
-              arch_schedule="fisher", schedule_freq=10.0, train_portion=10 / 11, epochs=50)
+              arch_schedule="fisher", schedule_freq=10.0, train_portion=10 / 11, epochs=50, lr_step_before_epoch=True)
 _NB201 = dict(dataset="cifar10", space="nb201", channels=16, cells_per_stage=5, epochs=50, batch_size=64, lr=0.025,
               lr_min=0.001, weight_decay=5e-4, arch_lr=3e-4, arch_weight_decay=1e-3)
 
@@ -484,11 +491,20 @@ PRESETS: dict[str, Preset] = {
     "sharpsepconv-cifar10": Preset(
         "DARTS' op names as SharpSepConvs (the README's DARTS_PRIMITIVES search), the same settings, batch 48",
         dict(_SHARP, space="sharpsepconv", batch_size=48)),
+    # sharpDARTS' Differentiable Hyperparameter Grid Search (the README's --multi_channel command: batch 64,
+    # --init_channels 36, 120 epochs, cutout, seed 10, Max-W; train_search.py's 8 "cells" (4 layers) and 4 widths,
+    # 32 to 256 channels, and the schedule and optimizers of the cell searches above).
+    "hypercuboid-cifar10": Preset(
+        "sharpDARTS' HyperCuboid grid search: widths 32-256, 4 layers, Max-W, Cosine Power Annealing 0.025 to 1e-4, "
+        "120 epochs, batch 64, cutout",
+        dict(_SHARP, space="hypercuboid", channels=36, layers=8, nodes=4, batch_size=64, seed=10)),
     # DARTS-PRIME (arXiv:2106.11655), its authors' code (k8lion/DARTS-PRIME @4953e40) and README command (--reg prox
     # --schedfreq 10 --dyno_split --dyno_schedule): DARTS' search settings, first order, the proximity regularizer
     # (rho 0.1), the Fisher-information schedule (ewma 0.2, threshold 1, factor 1.05, freq 10) and the split
     # 1 - 1/(1 + 10). The activation is the clamp (their --crb, the paper's independent activation) in the 7-op space
-    # with a BatchNorm on each node; the README's command leaves --crb out, so as typed it runs softmax.
+    # with a BatchNorm on each node; the README's command leaves --crb out, so as typed it runs softmax. Their loop
+    # (train_scheduled_hard_statebn.py) steps its cosine scheduler before each epoch, so on torch >= 1.1 epoch e
+    # trains at the cosine's value for e + 1: 0.0249763 first, 0.001 last (--lr-step-before-epoch).
     "darts-prime-cifar10": Preset(
         "DARTS-PRIME: clamped op weights with pruning, proximity regularizer (rho 0.1), Fisher-information "
         "schedule (about 1 alpha step per 10), split 10/11",
@@ -505,11 +521,11 @@ PRESETS: dict[str, Preset] = {
     "darts-ptb-2nd": Preset(
         "the same, second order (the paper's cell), the virtual step clipped at 0.25",
         dict(_PTB, order=2)),
-    # The published recurrent cell was found with the authors' code, whose hypergradient departs from the exact
-    # one (strategies.bilevel.authors_architecture_gradient): this preset computes theirs.
+    # The published recurrent cell was found with the authors' final code, whose hypergradient departs from the
+    # exact one (strategies.bilevel.authors_architecture_gradient): this preset computes theirs.
     "darts-ptb-2nd-authors": Preset(
-        "the same with the DARTS authors' recurrent hypergradient (their code's computation, as the published "
-        "cell was searched)",
+        "the same with the DARTS authors' recurrent hypergradient (their final code's computation, as the "
+        "published cell was searched)",
         dict(_PTB, order=2, hypergradient="authors")),
     # UNAS (arXiv:1912.07651) in its DARTS-style space, CIFAR-10, the authors' settings (their code, NVlabs/unas
     # @cdd19b9): UNAS estimator on Gumbel samples at tau 0.4, generalization-gap objective (0.5), pair penalty 0.2;
@@ -556,12 +572,12 @@ PRESETS: dict[str, Preset] = {
              op_bank="evolved", batch_size=32, bptt=64, max_seq_len_delta=0, epochs=10, lr=1e-3, lr_min=1e-4,
              arch_lr=3e-3, model_dropout=0.1)),
     # A 2-3 minute CPU demo on the bundled 1,000-image CIFAR-10 sample: NOT the paper's search.
-    # The alphas' lr is 20x the paper's so that 60 alpha steps visibly move the op weights, and the Hessian signal
-    # is off: one estimate costs about a fifth of this short run (docs/benchmarks.md).
+    # The alphas' lr is 33x the paper's so that 36 alpha steps visibly move the op weights, and the Hessian signal
+    # is off: one estimate costs more than an epoch of this short run (docs/benchmarks.md).
     "demo": Preset(
-        "short CPU demo on the bundled 1,000-image CIFAR-10 sample (not the paper's search): about 2 minutes, "
-        "alphas at 20x the paper's lr so that they move",
-        dict(dataset="sample", channels=8, layers=5, batch_size=32, epochs=4, order=1, arch_lr=6e-3,
+        "short CPU demo on 288 images of the bundled CIFAR-10 sample (not the paper's search): about 1.5 minutes, "
+        "alphas at 33x the paper's lr so that they move",
+        dict(dataset="sample", limit=288, channels=8, layers=5, batch_size=16, epochs=4, order=1, arch_lr=1e-2,
              hessian_every=0, out="runs/demo", log_every=4)),
 }
 
@@ -614,6 +630,16 @@ TRAIN_PRESETS: dict[str, Preset] = {
         "batch 64, Cosine Power Annealing 0.025 to 1e-8, cutout, drop-path 0.2, auxiliary 0.4",
         dict(dataset="cifar10", genotype="SHARPSEPCONV_DARTS", epochs=2000, batch_size=64, lr=0.025, lr_min=1e-8,
              lr_schedule="cosine-power", lr_power=2.0, lr_warmup_epochs=5)),
+    # sharpDARTS' ImageNet training (train_imagenet.py defaults, ahundt/sharpDARTS @6f593d4): DARTS' mobile recipe
+    # (14 cells, C=48, 250 epochs, batch 128, lr 0.1 x0.97 per epoch, wd 3e-5, label smoothing 0.1, no drop-path)
+    # with the SHARP_DARTS cell and the choke ops' middle width 96 (--mid_channels 96 there and in
+    # main_fp16_optimizer.py). Their colour jitter is commented out; their ImageNet AutoAugment is not offered here.
+    "sharpdarts-imagenet-eval": Preset(
+        "a sharpDARTS cell (default SHARP_DARTS) in DARTS' ImageNet network: 14 cells, C=48, choke width 96, "
+        "250 epochs, batch 128, lr 0.1 x0.97 per epoch, label smoothing 0.1",
+        dict(dataset="imagenet", network="imagenet", genotype="SHARP_DARTS", choke_channels=96, image_size=224,
+             channels=48, layers=14, epochs=250, batch_size=128, lr=0.1, lr_schedule="exponential", lr_decay=0.97,
+             weight_decay=3e-5, label_smoothing=0.1, drop_path_prob=0.0, cutout=0, crop_padding=0)),
     "unas-cifar10-eval": Preset(
         "UNAS_CIFAR10 in DARTS' CIFAR-10 network: 20 cells, C=36, 600 epochs, batch 128, lr 0.05, cutout, "
         "drop-path 0.2, auxiliary 0.4",
@@ -671,7 +697,7 @@ def _preset(table: dict, cls, name: str | None, overrides: dict, config_file=Non
     if config_file is not None:
         values.update(read_config_file(config_file, cls))
     values.update(overrides)
-    return cls.from_dict(values)
+    return cls.from_record(values) if config_file is not None else cls.from_dict(values)
 
 
 def read_config_file(path, cls) -> dict:

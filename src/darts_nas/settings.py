@@ -36,6 +36,9 @@ class SettingsGroup:
     positive (POSITIVE), and :meth:`problems`, its own checks on a whole configuration (one line each)."""
 
     POSITIVE: tuple = ()
+    # The value a setting had in effect in configurations recorded before it existed (config.json and checkpoints
+    # of older runs), where that differs from its default: a resumed or repeated run then means what it meant.
+    RECORDED_BEFORE: dict = {}
 
     @classmethod
     def problems(cls, config) -> list[str]:
@@ -59,6 +62,15 @@ class Settings:
         if unknown:
             raise DartsNasError(f"unknown settings in config: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+    @classmethod
+    def from_record(cls, d: dict):
+        """A configuration as a run recorded it (config.json, a checkpoint): settings it predates take the value
+        they had then (each group's RECORDED_BEFORE), the others their defaults."""
+        before = {}
+        for base in cls.__mro__:
+            before.update({k: v for k, v in vars(base).get("RECORDED_BEFORE", {}).items() if k not in before})
+        return cls.from_dict({**before, **d})
 
     @classmethod
     def choices_for(cls, name: str) -> list | None:

@@ -1,4 +1,5 @@
-"""bench hypergradient: the recurrent second-order architecture gradient, exact vs the DARTS authors' way."""
+"""bench hypergradient: the recurrent second-order architecture gradient, exact vs the DARTS authors' two ways (their
+final code, --hypergradient authors, and their June 2018 release, authors-2018-06)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from ..errors import DartsNasError
 
 
 def bench_hypergradient(run, data: str = "", batches: int = 5) -> list[dict]:
-    """The recurrent second-order architecture gradient computed exactly and the DARTS authors' way, at a recurrent
-    search's checkpoint, on its corpus' first `batches` training and validation windows (dropout off): per batch,
-    both norms, the first-order gradient's norm, ||authors - exact|| / ||exact|| and their cosine."""
+    """The recurrent second-order architecture gradient computed exactly and the DARTS authors' two ways, at a
+    recurrent search's checkpoint, on its corpus' first `batches` training and validation windows (dropout off):
+    per batch, the norms, the first-order gradient's norm, and for each of the authors' ways ||a - exact|| /
+    ||exact|` and the cosine with the exact one (keys without a suffix: their final code; ``_2018_06``: their June
+    2018 release)."""
     from ..data.text import batchify, load_corpus, window
     from ..run.search import search_model_from_checkpoint
-    from ..strategies.bilevel import architecture_gradient, authors_architecture_gradient
+    from ..strategies.bilevel import AUTHORS_GRADIENTS, architecture_gradient
 
     model, state = search_model_from_checkpoint(Path(run) / "checkpoint.pt" if Path(run).is_dir() else run)
     c = state["config"]
@@ -35,19 +38,29 @@ def bench_hypergradient(run, data: str = "", batches: int = 5) -> list[dict]:
         vb = (*window(val, bptt * k, bptt), model.init_hidden(c["batch_size"]))
         exact = flat(architecture_gradient(model, tb, vb, order=2, eta=c["lr"], weight_decay=c["weight_decay"],
                                            virtual_clip=c["grad_clip"]))
-        authors = flat(authors_architecture_gradient(model, tb, vb, eta=c["lr"], weight_decay=c["weight_decay"],
-                                                     clip=c["grad_clip"])[0])
         first = flat(architecture_gradient(model, tb, vb, order=1))
-        rows.append({"batch": k, "exact_norm": exact.norm().item(), "authors_norm": authors.norm().item(),
-                     "first_order_norm": first.norm().item(),
-                     "relative_difference": ((authors - exact).norm() / exact.norm()).item(),
-                     "cosine": torch.nn.functional.cosine_similarity(authors, exact, dim=0).item(),
-                     "epoch": state["epoch"], "run": str(run)})
+        row = {"batch": k, "exact_norm": exact.norm().item(), "first_order_norm": first.norm().item()}
+        for suffix, name in (("", "authors"), ("_2018_06", "authors-2018-06")):
+            authors = flat(AUTHORS_GRADIENTS[name](model, tb, vb, eta=c["lr"], weight_decay=c["weight_decay"],
+                                                   clip=c["grad_clip"])[0])
+            row.update(_against_exact(authors, exact, suffix))
+        rows.append({**row, "epoch": state["epoch"], "run": str(run)})
     return rows
 
 
+def _against_exact(authors: torch.Tensor, exact: torch.Tensor, suffix: str) -> dict:
+    """One of the authors' gradients against the exact one: its norm, relative difference and cosine."""
+    return {f"authors{suffix}_norm": authors.norm().item(),
+            f"relative_difference{suffix}": ((authors - exact).norm() / exact.norm()).item(),
+            f"cosine{suffix}": torch.nn.functional.cosine_similarity(authors, exact, dim=0).item()}
+
+
 def format_hypergradient_table(rows: list[dict]) -> str:
-    lines = [f"{'batch':>5} {'|exact|':>10} {'|authors|':>10} {'|1st order|':>11} {'rel. diff':>10} {'cosine':>7}"]
-    lines += [f"{r['batch']:>5} {r['exact_norm']:>10.4g} {r['authors_norm']:>10.4g} {r['first_order_norm']:>11.4g} "
-              f"{r['relative_difference']:>10.3f} {r['cosine']:>7.3f}" for r in rows]
+    """One line per batch; the authors' final code, then (2018-06) their June 2018 release."""
+    lines = [f"{'batch':>5} {'|exact|':>10} {'|1st order|':>11} {'|authors|':>10} {'rel. diff':>10} {'cosine':>7} "
+             f"{'|2018-06|':>10} {'rel. diff':>10} {'cosine':>7}"]
+    lines += [f"{r['batch']:>5} {r['exact_norm']:>10.4g} {r['first_order_norm']:>11.4g} "
+              f"{r['authors_norm']:>10.4g} {r['relative_difference']:>10.3f} {r['cosine']:>7.3f} "
+              f"{r['authors_2018_06_norm']:>10.4g} {r['relative_difference_2018_06']:>10.3f} "
+              f"{r['cosine_2018_06']:>7.3f}" for r in rows]
     return "\n".join(lines)

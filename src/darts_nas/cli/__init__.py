@@ -15,7 +15,7 @@
     darts-nas train --preset darts-ptb-eval --data ../data/ptb  its language model (valid/test perplexity)
     darts-nas bench rnn-search|lm-train --device cpu           time the recurrent search / LM training step
     darts-nas bench signals --preset darts-cifar10             the share of a search its collapse signal adds
-    darts-nas bench hypergradient --run RUN_DIR                a recurrent search's exact vs authors' hypergradient
+    darts-nas bench hypergradient --run RUN_DIR                a recurrent search's exact vs authors' hypergradients
     darts-nas bench reversible --depths 1,2,4,8                reversible Transformer: memory vs depth
     darts-nas search --config runs/.../config.json --seed 3    repeat a run (flags still override)
     torchrun --nproc_per_node 4 -m darts_nas search ...         the same search on 4 GPUs (or CPU processes)

@@ -44,7 +44,7 @@ def _hypergradient(args):
     from ..bench import bench_hypergradient, format_hypergradient_table
 
     if not args.run:
-        raise DartsNasError("bench hypergradient compares the two recurrent hypergradients at a search's "
+        raise DartsNasError("bench hypergradient compares the recurrent hypergradients at a search's "
                             "checkpoint: give --run RUN_DIR (a darts-rnn search) and, if it moved, --data")
     results = bench_hypergradient(args.run, args.data or "", args.batches)
     return results, format_hypergradient_table(results)
@@ -148,7 +148,7 @@ def register(sub) -> None:
                    "recurrent search step; lm-train: the language model's training step; signals: the share of a "
                    "preset's search that its Hessian collapse signal adds; estimators: bias and variance of the "
                    "architecture-gradient estimators (REINFORCE, UNAS, relaxed) against an enumerated gradient; hypergradient: "
-                   "the recurrent second-order gradient exact vs the DARTS authors' way at a search's checkpoint; rl: the RL "
+                   "the recurrent second-order gradient exact vs the DARTS authors' two ways at a search's checkpoint; rl: the RL "
                    "encoders' milliseconds per frame acting and learning (PPO) on 64x64 frames; reversible: the reversible "
                    "Transformer's saved-tensor bytes, peak memory and time against depth, reconstructing vs plain "
                    "backward")

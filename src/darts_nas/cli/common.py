@@ -31,9 +31,9 @@ def run_epochs(args, command: str, settings_cls, make_config, presets: dict, sta
     if args.stop_after is not None and args.stop_after < 1:
         raise DartsNasError(f"--stop-after must be a positive number of {unit}s, got {args.stop_after}")
     overrides = overrides_from_args(args, settings_cls)
-    scaling = getattr(args, "scale_lr", False)
+    scaled = getattr(args, "scale_lr", False)
     if args.resume:
-        if args.preset or args.config or scaling:
+        if args.preset or args.config or scaled:
             raise DartsNasError("--resume continues a run with its recorded settings; drop --preset, --config and "
                                 "--scale-lr")
         run = resume(args.resume, **overrides)
@@ -49,7 +49,7 @@ def run_epochs(args, command: str, settings_cls, make_config, presets: dict, sta
             say(f"preset {args.preset}: {presets[args.preset].note}")
         if args.config:
             say(f"settings from {args.config}")
-        if scaling:
+        if scaled:
             scale_lr(config)
         run = start(config, config.out)
     try:

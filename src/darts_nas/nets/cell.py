@@ -6,11 +6,13 @@ after pooling), so a genotype means exactly the same ops in search and evaluatio
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import FactorizedReduce, Identity, ReLUConvBN, darts_op, sharp_op
+from ..ops import CHOKE_CHANNELS, FactorizedReduce, Identity, ReLUConvBN, darts_op, sharp_op
 
 # What a genotype's op names mean (its type's ``op_family``): DARTS' ops or sharpDARTS' SharpSepConv family.
 OP_FAMILIES = {"darts": darts_op, "sharp": sharp_op}
@@ -129,8 +131,23 @@ class EvalNetwork(nn.Module):
             self.drop_path_tensor = None
         return self
 
+    @staticmethod
+    def train_args(config) -> dict:
+        """What the cell networks take from a training configuration: the choke ops' middle width."""
+        return {"choke": config.choke_channels}
+
+    def record_choke(self, choke: int) -> None:
+        """Keep a choke width other than the default in ``hparams`` (so the networks recorded before it existed
+        read as they were)."""
+        if choke != CHOKE_CHANNELS:
+            self.hparams["choke"] = choke
+
     def _build_cells(self, genotype, C: int, layers: int, C_prev_prev: int, C_prev: int, reduction_prev: bool,
-                     num_classes: int, auxiliary: bool, aux_stride: int, aux_bn: bool) -> int:
+                     num_classes: int, auxiliary: bool, aux_stride: int, aux_bn: bool,
+                     choke: int = CHOKE_CHANNELS) -> int:
+        """The cells, auxiliary head and classifier; `choke`: the middle width of sharpDARTS' choke ops."""
+        make = OP_FAMILIES[genotype.op_family]
+        make = partial(make, choke=choke) if genotype.op_family == "sharp" else make
         C_curr = C
         self.cells = nn.ModuleList()
         self.aux_position = 2 * layers // 3
@@ -141,8 +158,7 @@ class EvalNetwork(nn.Module):
                 C_curr *= 2
             edges, concat = (genotype.reduce, genotype.reduce_concat) if reduction else \
                 (genotype.normal, genotype.normal_concat)
-            cell = EvalCell(edges, concat, C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                            OP_FAMILIES[genotype.op_family])
+            cell = EvalCell(edges, concat, C_prev_prev, C_prev, C_curr, reduction, reduction_prev, make)
             self.cells.append(cell)
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr

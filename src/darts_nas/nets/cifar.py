@@ -7,6 +7,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..genotypes import Genotype
+from ..ops import CHOKE_CHANNELS
 from .cell import EvalNetwork
 
 
@@ -14,15 +15,16 @@ class NetworkCIFAR(EvalNetwork):
     kind = "cifar"
 
     def __init__(self, genotype: Genotype, C: int = 36, num_classes: int = 10, layers: int = 20,
-                 auxiliary: bool = True, in_channels: int = 3, stem_multiplier: int = 3):
+                 auxiliary: bool = True, in_channels: int = 3, stem_multiplier: int = 3, choke: int = CHOKE_CHANNELS):
         super().__init__()
         self.genotype = genotype
         self.hparams = dict(kind=self.kind, genotype=genotype.to_dict(), C=C, num_classes=num_classes, layers=layers,
                             auxiliary=auxiliary, in_channels=in_channels, stem_multiplier=stem_multiplier)
+        self.record_choke(choke)
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
         self._build_cells(genotype, C, layers, C_stem, C_stem, False, num_classes, auxiliary, aux_stride=3,
-                          aux_bn=True)
+                          aux_bn=True, choke=choke)
 
     def stem_forward(self, x):
         s = self.stem(x)

@@ -21,13 +21,13 @@ from .hypercuboid import hyper_op
 from .mobile import MBConv, mobile_op
 from .nb201 import nb201_op
 from .rl import rl_op
-from .sharp import (SHARP_OPS, SHARP_PARAMETER_FREE, SHARP_PRIMITIVES, SHARPER_PRIMITIVES, ResizablePool,
+from .sharp import (CHOKE_CHANNELS, SHARP_OPS, SHARP_PARAMETER_FREE, SHARP_PRIMITIVES, SHARPER_PRIMITIVES, ResizablePool,
                     SharpSepConv, mid_channels, sharp_op, sharp_search_op)
 from .transformer import transformer_op
 from .unas import unas_op
 
 __all__ = ["Conv7x1_1x7", "DilConv", "FactorizedReduce", "Identity", "Pool", "ReLUConvBN", "ReLUOp", "SepConv",
            "Zero", "batch_norm", "channel_shuffle", "darts_op", "is_channels_last", "join_partial", "split_partial",
-           "hyper_op", "MBConv", "mobile_op", "nb201_op", "rl_op", "SHARP_OPS", "SHARP_PARAMETER_FREE",
+           "hyper_op", "MBConv", "CHOKE_CHANNELS", "mobile_op", "nb201_op", "rl_op", "SHARP_OPS", "SHARP_PARAMETER_FREE",
            "SHARP_PRIMITIVES", "SHARPER_PRIMITIVES", "ResizablePool", "SharpSepConv", "mid_channels", "sharp_op",
            "sharp_search_op", "transformer_op", "unas_op"]

@@ -5,7 +5,8 @@ the authors' code (ahundt/sharpDARTS operations.py @6f593d4; nothing copied).
   1x1 to m, BN, ReLU, depthwise k x k (stride 1, undilated), 1x1 to C_out, BN. All convolutions bias-free.
   The op names of the sharpDARTS spaces are SharpSepConvs: ``sep_conv_kxk`` (m = C_out), ``dil_conv_kxk``
   (dilation 2: it is a SharpSepConv, not DARTS' single DilConv), ``flood_conv_kxk`` (m = 4 C_out),
-  ``dil_flood_conv_3x3``, ``choke_conv_3x3`` and ``dil_choke_conv_3x3`` (m = 32, the ``mid_channels`` default).
+  ``dil_flood_conv_3x3``, ``choke_conv_3x3`` and ``dil_choke_conv_3x3`` (m = `choke`, by default 32 as in the
+  authors' search and CIFAR scripts; their ImageNet scripts use 96).
 - :class:`ResizablePool`: 3x3 max or average pooling (the average counts the padding, PyTorch's default, as in
   the authors' code), followed by a 1x1 conv and BN (eps 1e-3) when the channel count changes.
 - ``skip_connect`` is the identity, or DARTS' FactorizedReduce on a stride-2 edge; ``none`` is zero.
@@ -30,6 +31,8 @@ SHARPER_PRIMITIVES: tuple[str, ...] = (
     "dil_conv_3x3", "dil_conv_5x5", "flood_conv_3x3", "flood_conv_5x5", "dil_flood_conv_3x3")
 SHARP_OPS = frozenset(SHARP_PRIMITIVES) | frozenset(SHARPER_PRIMITIVES)
 SHARP_PARAMETER_FREE = frozenset({"none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
+
+CHOKE_CHANNELS = 32  # the choke ops' middle width in the authors' search and CIFAR training scripts
 
 # name -> (kernel, dilation, mid-channel rule): "out" (m = C_out), "flood" (4 C_out) or "choke" (mid_channels)
 _CONVS = {
@@ -65,19 +68,21 @@ class SharpSepConv(ReLUOp):
 
 class ResizablePool(nn.Module):
     """3x3 pooling (stride s, padding 1), then 1x1 conv + BN (eps 1e-3) when C_in != C_out; in search, a BN
-    without affine parameters after it (the supernet's pools)."""
+    without affine parameters after it (the supernet's pools). `affine` (default: not `search`) lets the
+    HyperCuboid's supernet keep the resizing BN's affine parameters, as its authors' does."""
 
     starts_with_relu = False
 
     def __init__(self, C_in: int, C_out: int, stride: int = 1, kind: str = "max", search: bool = False,
-                 pool_bn: bool | None = None):
+                 pool_bn: bool | None = None, affine: bool | None = None):
         super().__init__()
+        affine = not search if affine is None else affine
         self.pool = (nn.MaxPool2d(3, stride=stride, padding=1) if kind == "max"
                      else nn.AvgPool2d(3, stride=stride, padding=1))
         self.resize = None
         if C_in != C_out:
             self.resize = nn.Sequential(nn.Conv2d(C_in, C_out, 1, bias=False),
-                                        nn.BatchNorm2d(C_out, eps=1e-3, affine=not search,
+                                        nn.BatchNorm2d(C_out, eps=1e-3, affine=affine,
                                                        track_running_stats=not search))
         # The cell search's pools end in a BN (pool_bn defaults to `search`); the HyperCuboid's do not.
         self.search_bn = batch_norm(C_out, False, False) if (search if pool_bn is None else pool_bn) else None
@@ -89,13 +94,13 @@ class ResizablePool(nn.Module):
         return self.search_bn(x) if self.search_bn is not None else x
 
 
-def mid_channels(name: str, C: int, choke: int = 32) -> int:
+def mid_channels(name: str, C: int, choke: int = CHOKE_CHANNELS) -> int:
     """The middle width of a SharpSepConv op on C channels."""
     rule = _CONVS[name][2]
     return C if rule == "out" else 4 * C if rule == "flood" else choke
 
 
-def sharp_op(name: str, C: int, stride: int, search: bool, choke: int = 32) -> nn.Module:
+def sharp_op(name: str, C: int, stride: int, search: bool, choke: int = CHOKE_CHANNELS) -> nn.Module:
     """Op `name` of the sharpDARTS spaces on C channels (see the module docstring)."""
     affine = track = not search
     if name == "none":

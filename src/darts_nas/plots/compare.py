@@ -27,7 +27,7 @@ def method_label(config: dict) -> str:
     from ..strategies import strategy_from_config
 
     try:
-        strategy = strategy_from_config(SearchConfig.from_dict(config)).describe()
+        strategy = strategy_from_config(SearchConfig.from_record(config)).describe()
     except DartsNasError:
         strategy = config.get("strategy", "?")
     return f"{config.get('space', '?')}: {strategy}, {config.get('relaxation', '?')}" + \

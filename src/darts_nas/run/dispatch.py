@@ -64,7 +64,7 @@ def _resume_rl(run_dir, state, echo, **changes):
 
 
 def _resume_search(run_dir, state, echo, **changes):
-    config = SearchConfig.from_dict({**state["config"], **changes})
+    config = SearchConfig.from_record({**state["config"], **changes})
     run = search_run_class(config)(config, run_dir, echo)
     run.load_state(state)
     return run

@@ -241,7 +241,7 @@ class SearchRun(EpochRun):
             return c.lr
         if c.lr_schedule == "cosine-power":
             return cosine_power_lr(epoch, c.epochs, c.lr, c.lr_min, c.lr_power, c.lr_warmup_epochs)
-        return cosine_lr(epoch, c.epochs, c.lr, c.lr_min)
+        return cosine_lr(epoch + 1 if c.lr_step_before_epoch else epoch, c.epochs, c.lr, c.lr_min)
 
     def temperature(self, epoch: int) -> float:
         """The Gumbel temperature of an epoch: tau_max at the first, linearly down to tau_min at the last."""

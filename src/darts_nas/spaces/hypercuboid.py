@@ -19,6 +19,10 @@ by the sum of its op weights, through the weighted DAG stem -> (layer, stride, c
 (networkx ``dag_longest_path``), a :class:`~darts_nas.genotypes.HyperPath` that trains from scratch as a plain
 network (:class:`~darts_nas.nets.hyperpath.HyperPathNetwork`).
 
+Every BN of the supernet (stems, ops, heads) has affine parameters, as in the authors' code, whose ops are
+built with ``affine=True`` (the ``False`` their network passes lands in the ops' unused C_mid argument) and whose
+stems and heads use PyTorch's default BN; ``--no-hypercuboid-affine`` drops them. The BNs use batch statistics.
+
 Departures, said plainly: the authors skip ops whose weight is at most 1/(|C|^2 |ops|)^2 to save time; here every
 op is computed (the exact relaxation, static shapes). Their path network drops the last step (a slice in their
 train.py keeps 7 of 8 ops); here the whole path is built.
@@ -27,6 +31,7 @@ train.py keeps 7 of 8 ops); here the whole path is built.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +40,7 @@ from torch import nn
 from ..errors import DartsNasError
 from ..genotypes import HYPER_OPS, HyperPath
 from ..ops import SharpSepConv, batch_norm, hyper_op
+from ..settings import SettingsGroup, setting
 from .base import SearchData, SearchModel, parameter_count_millions
 
 HEAD_CHANNELS = 768
@@ -46,21 +52,34 @@ def channel_counts(C: int, count: int) -> list[int]:
     return [base * 2 ** i for i in range(count)]
 
 
+@dataclass
+class HyperCuboidSettings(SettingsGroup):
+    """The HyperCuboid supernet's own settings."""
+
+    hypercuboid_affine: bool = setting(True, "the HyperCuboid supernet's BNs (stems, ops, heads) have affine "
+                                       "parameters, as in sharpDARTS' code", space_setting=True)
+
+    # Searches recorded before the setting existed built their supernet without affine BNs: their checkpoints'
+    # model_hparams name no `affine` (the model's default is False) and their configs no hypercuboid_affine.
+    RECORDED_BEFORE = {"hypercuboid_affine": False}
+
+
 class HyperCuboidNetwork(nn.Module):
-    """The supernet: stems, L layers of two passes over every (c_in, c_out, op), the summed heads."""
+    """The supernet: stems, L layers of two passes over every (c_in, c_out, op), the summed heads; `affine`: its
+    BNs' affine parameters (batch statistics either way)."""
 
     def __init__(self, channels: list[int], layers: int, num_classes: int, in_channels: int = 3,
-                 head: int = HEAD_CHANNELS):
+                 head: int = HEAD_CHANNELS, affine: bool = True):
         super().__init__()
         self.channels, self.layers = list(channels), layers
         self.stems = nn.ModuleList(nn.Sequential(nn.Conv2d(in_channels, c, 3, padding=1, bias=False),
-                                                 batch_norm(c, False, False)) for c in channels)
+                                                 batch_norm(c, affine, False)) for c in channels)
         # ops[pass][layer] is a flat list in the alphas' column order (c_in, c_out, op).
         self.ops = nn.ModuleList(
-            nn.ModuleList(nn.ModuleList(hyper_op(op, ci, co, stride, True) for ci in channels for co in channels
-                                        for op in HYPER_OPS) for _ in range(layers))
+            nn.ModuleList(nn.ModuleList(hyper_op(op, ci, co, stride, True, affine) for ci in channels
+                                        for co in channels for op in HYPER_OPS) for _ in range(layers))
             for stride in (1, 2))
-        self.heads = nn.ModuleList(SharpSepConv(c, head, 3, affine=False, track_running_stats=False)
+        self.heads = nn.ModuleList(SharpSepConv(c, head, 3, affine=affine, track_running_stats=False)
                                    for c in channels)
         self.classifier = nn.Linear(head, num_classes)
 
@@ -89,7 +108,8 @@ class HyperCuboidSearchModel(SearchModel):
 
     space = "hypercuboid"
     genotype_type = HyperPath
-    settings = frozenset({"layers", "nodes", "channels_last", "split_file", "resource_weight"})
+    settings = frozenset({"layers", "nodes", "channels_last", "split_file", "resource_weight", "hypercuboid_affine"})
+    settings_groups = (HyperCuboidSettings,)
 
     @classmethod
     def config_problems(cls, config) -> list[str]:
@@ -98,19 +118,20 @@ class HyperCuboidSearchModel(SearchModel):
     @classmethod
     def from_config(cls, config, data: SearchData) -> "HyperCuboidSearchModel":
         return cls(C=config.channels, widths=config.nodes, layers=config.layers // 2, num_classes=data.num_classes,
-                   in_channels=data.in_channels, relaxation=config.relaxation, max_w=config.max_w)
+                   in_channels=data.in_channels, relaxation=config.relaxation, max_w=config.max_w,
+                   affine=config.hypercuboid_affine)
 
     def __init__(self, C=16, widths=4, layers=4, num_classes=10, in_channels=3, relaxation="softmax", max_w=False,
-                 head=HEAD_CHANNELS):
+                 head=HEAD_CHANNELS, affine=False):
         super().__init__()
         if widths < 1 or layers < 1:
             raise DartsNasError("the hypercuboid needs at least one width and one layer")
         self.hparams = dict(C=C, widths=widths, layers=layers, num_classes=num_classes, in_channels=in_channels,
-                            relaxation=relaxation, max_w=max_w, head=head)
+                            relaxation=relaxation, max_w=max_w, head=head, affine=affine)
         self.channels = channel_counts(C, widths)
         self.layers = layers
         self.primitives = HYPER_OPS
-        self.net = HyperCuboidNetwork(self.channels, layers, num_classes, in_channels, head)
+        self.net = HyperCuboidNetwork(self.channels, layers, num_classes, in_channels, head, affine)
         shape = (layers, widths * widths * len(HYPER_OPS))
         self.alphas = nn.ParameterDict({"stride1": nn.Parameter(1e-3 * torch.randn(shape)),
                                         "stride2": nn.Parameter(1e-3 * torch.randn(shape))})

@@ -52,9 +52,11 @@ class BilevelSettings(SettingsGroup):
 
     order: int = setting(1, "bilevel: 1 first-order DARTS; 2 second order (virtual step + Hessian-vector product)",
                          (1, 2))
-    hypergradient: str = setting("exact", "second order: exact (the derivative of the unrolled objective) or authors "
-                                 "(the DARTS authors' recurrent computation: stale tied embedding in w', clipped v plus "
-                                 "weight decay, finite difference at w'; see the README)", ("exact", "authors"))
+    hypergradient: str = setting("exact", "second order: exact (the derivative of the unrolled objective), authors "
+                                 "(the DARTS authors' final recurrent computation: stale tied embedding in w', clipped v, "
+                                 "finite difference at w, scaled by the unclamped clip coefficient) or authors-2018-06 "
+                                 "(their first release: v plus weight decay, finite difference at w'); see the README",
+                                 ("exact", "authors", "authors-2018-06"))
     virtual_step_clip: float = setting(0.0, "second order: clip the virtual step's gradient at this norm (0: off; "
                                        "the recurrent search clips at --grad-clip)")
 
@@ -126,9 +128,15 @@ def hessian_vector_product(model, batch, v: Sequence[torch.Tensor], method: str 
     return average([(gp - gm) / (2 * eps) for gp, gm in zip(*grads)])
 
 
+def clip_coefficient(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """max_norm / (||g|| + 1e-6), unclamped (above 1 for a small gradient): the DARTS authors' final recurrent
+    code scales its Hessian term by it."""
+    return max_norm / (_global_norm(grads) + 1e-6)
+
+
 def clip_factor(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
     """k = min(1, max_norm / (||g|| + 1e-6)): the scale torch.nn.utils.clip_grad_norm_ applies, as a tensor."""
-    return torch.clamp(max_norm / (_global_norm(grads) + 1e-6), max=1.0)
+    return torch.clamp(clip_coefficient(grads, max_norm), max=1.0)
 
 
 def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=0.0, momentum: float = 0.0,
@@ -170,7 +178,8 @@ def architecture_gradient(model, train_batch, val_batch, *, order: int = 1, eta=
     return (grads, out.detach()) if with_output else grads
 
 
-HYPERGRADIENTS = ("exact", "authors")
+HYPERGRADIENTS = ("exact", "authors", "authors-2018-06")
+AUTHORS_HYPERGRADIENTS = ("authors", "authors-2018-06")
 
 
 def tied_weight_names(model) -> set[str]:
@@ -182,31 +191,60 @@ def tied_weight_names(model) -> set[str]:
     return {names[0] for names in seen.values() if len(names) > 1}
 
 
-def authors_architecture_gradient(model, train_batch, val_batch, *, eta, weight_decay: float, clip: float,
-                                  r: float = 0.01):
-    """(gradient per alpha tensor, validation output): the second-order architecture gradient as the DARTS
-    authors' recurrent search computes it (quark0/darts, rnn/architect.py at 8876e79; DARTS, arXiv:1806.09055),
-    which departs from the derivative of the unrolled objective (:func:`architecture_gradient`):
-
-    1. the unrolled weights w' = w - eta (k g + weight_decay w), k = min(1, clip / (||g|| + 1e-6)), keep the old
-       value of a tied weight: the authors load the moved weights into a copy of the state dict, whose decoder
-       entry still holds the old embedding and is loaded after it;
-    2. v is the validation gradient at w' clipped the same way, plus weight_decay * w';
-    3. the Hessian-vector product is the central difference of the training loss' alpha gradient at w' +- R v
-       (not at w), R = r / ||v||, divided by 2R + 1e-10, and it is subtracted as eta * Hv (no factor k).
-    """
+def _authors_unrolled_gradients(model, train_batch, val_batch, eta, weight_decay: float, clip: float):
+    """The part both releases of the DARTS authors' recurrent second order share: w' = w - eta (k g +
+    weight_decay w), k = min(1, clip / (||g|| + 1e-6)), with the old value of a tied weight (they load the moved
+    weights into a copy of the state dict, whose decoder entry still holds the old embedding and is loaded after
+    it), and the validation loss' gradients at w'. Returns (direct alpha term, dL_val/dw', w', validation output,
+    the unclamped clip coefficient of g)."""
     alphas = model.arch_parameters()
     names, weights = zip(*model.named_weight_parameters().items())
     stale = tied_weight_names(model)
     train_loss, _ = model.loss(train_batch)
     g = average(torch.autograd.grad(train_loss, weights))
-    k = clip_factor(g, clip)
+    coef = clip_coefficient(g, clip)
+    k = torch.clamp(coef, max=1.0)
     unrolled = {n: (w.detach() if n in stale else w.detach() - eta * (k * gi + weight_decay * w.detach()))
                 for n, w, gi in zip(names, weights, g)}
     unrolled = {n: u.clone().requires_grad_() for n, u in unrolled.items()}
     val_loss, out = model.loss(val_batch, unrolled)
     grads = average(torch.autograd.grad(val_loss, list(alphas) + list(unrolled.values())))
-    direct, dw = grads[: len(alphas)], grads[len(alphas):]
+    return grads[: len(alphas)], grads[len(alphas):], unrolled, out, coef
+
+
+def authors_architecture_gradient(model, train_batch, val_batch, *, eta, weight_decay: float, clip: float,
+                                  r: float = 0.01):
+    """(gradient per alpha tensor, validation output): the second-order architecture gradient as the DARTS
+    authors' final recurrent search computes it, the one that found their published cell (quark0/darts,
+    rnn/architect.py since a00cad0, 2018-08-03; DARTS, arXiv:1806.09055). It departs from the derivative of the
+    unrolled objective (:func:`architecture_gradient`):
+
+    1. w' keeps the old value of a tied weight (:func:`_authors_unrolled_gradients`);
+    2. v is the validation gradient at w' clipped to the clip norm (no weight-decay term);
+    3. the Hessian-vector product is the central difference of the training loss' alpha gradient at the current
+       weights w +- R v, R = r / ||v||, divided by 2R;
+    4. it is subtracted as eta * c * Hv with c = clip / (||g|| + 1e-6) unclamped: above 1 when ||g|| < clip.
+    """
+    direct, dw, _, out, coef = _authors_unrolled_gradients(model, train_batch, val_batch, eta, weight_decay, clip)
+    kv = clip_factor(dw, clip)
+    v = [kv * d for d in dw]
+    hv = hessian_vector_product(model, train_batch, v, "finite-difference", r)
+    return [d - eta * coef * h for d, h in zip(direct, hv)], out.detach()
+
+
+def authors_2018_06_architecture_gradient(model, train_batch, val_batch, *, eta, weight_decay: float, clip: float,
+                                          r: float = 0.01):
+    """(gradient per alpha tensor, validation output): the second-order architecture gradient of the DARTS
+    authors' first code release (quark0/darts, rnn/architect.py at 8876e79, June 2018):
+
+    1. w' keeps the old value of a tied weight (:func:`_authors_unrolled_gradients`);
+    2. v is the validation gradient at w' clipped the same way, plus weight_decay * w';
+    3. the Hessian-vector product is the central difference of the training loss' alpha gradient at w' +- R v
+       (not at w), R = r / ||v||, divided by 2R + 1e-10, and it is subtracted as eta * Hv (no factor k).
+    """
+    alphas = model.arch_parameters()
+    direct, dw, unrolled, out, _ = _authors_unrolled_gradients(model, train_batch, val_batch, eta, weight_decay,
+                                                               clip)
     kv = clip_factor(dw, clip)
     v = [kv * d + weight_decay * u.detach() for d, u in zip(dw, unrolled.values())]
     R = r / _global_norm(v)
@@ -217,6 +255,10 @@ def authors_architecture_gradient(model, train_batch, val_batch, *, eta, weight_
         sides.append(average(torch.autograd.grad(loss, alphas)))
     hv = [(p - m) / (2 * R + 1e-10) for p, m in zip(*sides)]
     return [d - eta * h for d, h in zip(direct, hv)], out.detach()
+
+
+AUTHORS_GRADIENTS = {"authors": authors_architecture_gradient,
+                     "authors-2018-06": authors_2018_06_architecture_gradient}
 
 
 def weight_step(model, train_batch, w_optimizer, grad_clip: float | None, grads=None, observe=None):
@@ -336,17 +378,18 @@ class Bilevel(AlternatingStep):
             problems.append("--estimator and --gen-gap apply to first-order bilevel and single-level")
         if config.hypergradient not in HYPERGRADIENTS:
             problems.append(f"--hypergradient must be one of {', '.join(HYPERGRADIENTS)}")
-        elif config.hypergradient == "authors" and (config.order != 2 or not config.virtual_step_clip or
-                                                    config.momentum):
-            problems.append("--hypergradient authors is the DARTS authors' recurrent second order: it needs --order 2, "
-                            "--virtual-step-clip (their clip) and SGD without momentum")
+        elif config.hypergradient in AUTHORS_HYPERGRADIENTS and (config.order != 2 or not config.virtual_step_clip
+                                                                 or config.momentum):
+            problems.append(f"--hypergradient {config.hypergradient} is the DARTS authors' recurrent second order: it "
+                            "needs --order 2, --virtual-step-clip (their clip) and SGD without momentum")
         return problems
 
     def describe(self) -> str:
         extra = (f", {self.estimator} estimator" if self.estimator != "relaxed" else "") + \
             (f", generalization gap {self.gen_gap:g}" if self.gen_gap else "")
-        if self.order == 2 and self.hypergradient == "authors":
-            return "bilevel order 2 (the DARTS authors' recurrent hypergradient)" + extra
+        if self.order == 2 and self.hypergradient in AUTHORS_HYPERGRADIENTS:
+            release = ", their June 2018 release" if self.hypergradient == "authors-2018-06" else ""
+            return f"bilevel order 2 (the DARTS authors' recurrent hypergradient{release})" + extra
         return f"bilevel order {self.order}" + (f" ({self.hvp})" if self.order == 2 else "") + extra
 
     def state_dict(self) -> dict:
@@ -360,9 +403,9 @@ class Bilevel(AlternatingStep):
             return self.alpha_grad(model, train_batch, val_batch)
         momentum, weight_decay, buffers = (sgd_state(w_optimizer, model.weight_parameters()) if self.order == 2
                                            else (0.0, 0.0, None))
-        if self.order == 2 and self.hypergradient == "authors":
-            return authors_architecture_gradient(model, train_batch, val_batch, eta=lr, weight_decay=weight_decay,
-                                                 clip=self.virtual_clip, r=self.r)
+        if self.order == 2 and self.hypergradient in AUTHORS_HYPERGRADIENTS:
+            return AUTHORS_GRADIENTS[self.hypergradient](model, train_batch, val_batch, eta=lr,
+                                                         weight_decay=weight_decay, clip=self.virtual_clip, r=self.r)
         return architecture_gradient(model, train_batch, val_batch, order=self.order, eta=lr, momentum=momentum,
                                      weight_decay=weight_decay, momentum_buffers=buffers, hvp=self.hvp, r=self.r,
                                      virtual_clip=self.virtual_clip or None, with_output=True)
