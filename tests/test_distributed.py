@@ -196,6 +196,9 @@ def test_search_under_torchrun_writes_once_resumes_exactly_and_on_fewer_ranks(tw
     shutil.copytree(root / "c", tmp_path / "c")  # the launch's copy of the stopped run, left as it was
     assert main(["search", "--resume", str(tmp_path / "c")]) == 0
     assert load_checkpoint(tmp_path / "c")["epoch"] == 2
+    # config.json says how each invocation ran: 2 ranks x 4, then one process with the whole batch of 8.
+    launch = json.loads((tmp_path / "c" / "config.json").read_text())["launch"]
+    assert [(e["world_size"], e["per_rank_batch"]) for e in launch["launches"]] == [(2, 4), (1, 8)]
 
 
 def rank_pids(launcher_pid: int) -> dict[int, int]:

@@ -22,6 +22,7 @@ from .errors import DartsNasError
 from .genotypes.transformer import TransformerArch
 from .nets.rnn import LanguageModelSettings
 from .nets.transformer import TransformerSettings
+from .distributed import LAUNCH_KEY
 from .precision import PRECISIONS
 from .spaces.relaxation import RELAXATIONS, get_relaxation
 # Re-exported for the modules that build their own settings classes on them (rl.config).
@@ -150,6 +151,7 @@ class SearchCore(Settings):
             problems += seq2seq_problems(self, space.data_kind == "seq2seq", f"--space {self.space}")
             if getattr(strategy, "double_backward", lambda c: False)(self):
                 problems += space.double_backward_problems(self)
+            problems += self.input_size_problems(space)
         if relaxation is not None and strategy is not None:
             problems += strategy.config_problems(self, relaxation)
             if relaxation.hard and self.cuda_graphs:
@@ -160,6 +162,17 @@ class SearchCore(Settings):
             problems.append("--weight-optimizer adam goes with first-order bilevel or single-level searches without "
                             "--cuda-graphs (the second-order and implicit hypergradients model an SGD step)")
         return problems
+
+    def input_size_problems(self, space) -> list[str]:
+        """--image-size must be a side the space's reductions can halve (CIFAR and the sample are 32x32 whatever is
+        asked; the folder and synthetic data take the size given)."""
+        if space.data_kind != "images" or self.dataset not in ("folder", "synthetic") or self.image_size < 1:
+            return []
+        multiple = space.input_side_multiple(self)
+        if self.image_size % multiple:
+            return [f"--image-size: the {self.space} space needs an input side that is a multiple of {multiple} "
+                    f"(its reductions halve even maps), got {self.image_size}"]
+        return []
 
     def space_setting_problems(self, space) -> list[str]:
         """The settings only some spaces read must keep their defaults in the others: one line each, naming the
@@ -699,6 +712,7 @@ def read_config_file(path, cls) -> dict:
         raise DartsNasError(f"--config {p}: not valid JSON ({e})") from None
     if not isinstance(values, dict):
         raise DartsNasError(f"--config {p}: expected a JSON object of settings (a run's config.json)")
+    values.pop(LAUNCH_KEY, None)  # how that run was launched, not a setting
     unknown = sorted(set(values) - {f.name for f in fields(cls)})
     if unknown:
         raise DartsNasError(f"--config {p}: not {cls.WHAT} config "

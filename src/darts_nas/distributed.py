@@ -238,6 +238,51 @@ def average_buffers(module: torch.nn.Module) -> None:
 
 
 # -- sharding ----------------------------------------------------------------------------------------------------
+# How a run was launched goes into its config.json under LAUNCH_KEY, beside the settings (which --config and --resume
+# read; both skip this key): the world size, the batch each rank computes and the global batch, and under "launches"
+# one entry per invocation (the epoch it started from), since a resume may use another world size.
+LAUNCH_KEY = "launch"
+
+
+def launch_record(batch_size: int | None, epoch: int = 0) -> dict:
+    """This invocation's launch: the world size and, for a run with a global --batch-size, each rank's share."""
+    n = world_size()
+    record = {"epoch": epoch, "world_size": n}
+    if isinstance(batch_size, int):
+        record.update(per_rank_batch=batch_size // n, global_batch=batch_size)
+    return record
+
+
+def read_launch(run_dir) -> dict | None:
+    """The launch a run's config.json records, or None where it has none (a run from before it was recorded)."""
+    from pathlib import Path
+
+    try:
+        record = json.loads((Path(run_dir) / "config.json").read_text()).get(LAUNCH_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("world_size"), int) else None
+
+
+def launch_text(record: dict | None) -> str:
+    """A run's launch in words: "2 ranks x batch 32 (global 64)", "1 process, batch 64", with the earlier world
+    sizes of a run resumed on another; "-" when not recorded."""
+    if not record:
+        return "-"
+
+    def one(r: dict) -> str:
+        n, b = r.get("world_size"), r.get("per_rank_batch")
+        if n == 1:
+            return "1 process" + (f", batch {b}" if b is not None else "")
+        return f"{n} ranks" + (f" x batch {b} (global {r.get('global_batch')})" if b is not None else "")
+
+    earlier = [e for e in record.get("launches", [])[:-1] if isinstance(e, dict)]
+    sizes = {e.get("world_size") for e in earlier} - {record.get("world_size")}
+    if not sizes:
+        return one(record)
+    return one(record) + "; before: " + ", ".join(f"from epoch {e.get('epoch')} on {one(e)}" for e in earlier)
+
+
 def shard_size(batch: int, what: str = "--batch-size") -> int:
     """Examples per rank of a global batch; the world size must divide it."""
     n = world_size()

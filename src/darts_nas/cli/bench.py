@@ -118,6 +118,11 @@ def _cmd_bench(args) -> int:
 
     if args.steps < 1 or args.warmup < 0:
         raise DartsNasError("--steps must be at least 1 and --warmup at least 0")
+    sizes = ("batch_size", "channels", "layers", "units", "bptt", "vocab", "splits", "d_model", "act_batch",
+             "batches", "samples")
+    for name in sizes:
+        if getattr(args, name, None) is not None and getattr(args, name) < 1:
+            raise DartsNasError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.nproc < 1 or args.nproc > 1 and args.what not in ("search", "train"):
         raise DartsNasError("--nproc N (N >= 1) times the search or train step over N ranks")
     if args.nproc > 1 and args.cuda_graphs:

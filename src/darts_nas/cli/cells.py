@@ -26,6 +26,9 @@ def _cmd_info(args) -> int:
     from ..nets import network_for_spec
     from ..nets.profile import profile_network
 
+    for flag in ("image_size", "units", "channels", "layers", "num_classes"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise DartsNasError(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
     if args.dataset in PAPER_VOCABULARIES:
         return _lm_info(args)
     if args.units:

@@ -28,6 +28,8 @@ def run_epochs(args, command: str, settings_cls, make_config, presets: dict, sta
     from ..config import overrides_from_args
     from ..run.common import resolve_device
 
+    if args.stop_after is not None and args.stop_after < 1:
+        raise DartsNasError(f"--stop-after must be a positive number of {unit}s, got {args.stop_after}")
     overrides = overrides_from_args(args, settings_cls)
     scaled = getattr(args, "scale_lr", False)
     if args.resume:

@@ -21,6 +21,8 @@ def _cmd_latency_table(args) -> int:
         raise DartsNasError("latency tables measure image spaces")
     if args.samples < 10 or args.repeats < 1 or args.images < 1:
         raise DartsNasError("--samples must be at least 10, --repeats and --images at least 1")
+    if args.table and Path(args.table).is_dir():
+        raise DartsNasError(f"--table {args.table} is a directory; give the file to write")
     device = resolve_device(config.device)
     classes = 100 if config.dataset == "cifar100" else 10
     torch.manual_seed(config.seed)

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+
+from ..errors import DartsNasError
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+@contextmanager
+def _writing(where):
+    """An output path that cannot be written (a file where a folder goes, a folder where a file goes, no
+    permission) is the user's to fix: one line, naming it."""
+    try:
+        yield
+    except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        raise DartsNasError(f"cannot write {e.filename or where}: {e.strerror or e}") from None
 
 
 def _cmd_plot(args) -> int:
     from ..plots.run import is_run_dir, write_genotype_plot, write_run_plots
 
     formats = tuple(dict.fromkeys(args.format))
-    if is_run_dir(args.target):
-        written = write_run_plots(args.target, args.out, formats, args.dot)
-    else:
-        written = write_genotype_plot(args.target, args.out, formats, args.dot)
+    with _writing(args.out or "plots"):
+        if is_run_dir(args.target):
+            written = write_run_plots(args.target, args.out, formats, args.dot)
+        else:
+            written = write_genotype_plot(args.target, args.out, formats, args.dot)
     folders = sorted({str(p.parent) for p in written})
     print(f"wrote {len(written)} files in {', '.join(folders)}: {', '.join(p.name for p in written)}")
     return 0
@@ -22,7 +38,8 @@ def _cmd_plot(args) -> int:
 def _cmd_report(args) -> int:
     from ..plots.report import write_report
 
-    out = write_report(args.runs, args.out)
+    with _writing(args.out or "report.html"):
+        out = write_report(args.runs, args.out)
     print(f"wrote {out} (self-contained HTML: open it in a browser)")
     return 0
 
@@ -30,13 +47,17 @@ def _cmd_report(args) -> int:
 def _cmd_compare(args) -> int:
     from ..plots.compare import compare_runs, comparison_figure, format_comparison
 
+    if args.plot and Path(args.plot).suffix.lstrip(".").lower() not in FIGURE_FORMATS:
+        raise DartsNasError(f"--plot {args.plot}: give a file ending in .{', .'.join(FIGURE_FORMATS)}")
     result = compare_runs(args.runs)
     print(format_comparison(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        with _writing(args.json):
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
     if args.plot:
-        comparison_figure(args.runs, result).savefig(args.plot)
+        with _writing(args.plot):
+            comparison_figure(args.runs, result).savefig(args.plot)
         print(f"wrote {args.plot}")
     return 0
 

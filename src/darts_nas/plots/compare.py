@@ -10,12 +10,13 @@ import json
 import statistics
 from pathlib import Path
 
+from .. import distributed
 from ..errors import DartsNasError
 from ..spaces.nb201_table import DATASETS as NB201_DATASETS
 from .curves import read_history
 
 # Settings that do not make another method: where and how a run ran, and its seed.
-NOT_METHOD = ("seed", "out", "data", "download", "device", "progress", "log_every", "nb201_table", "cuda_graphs",
+NOT_METHOD = ("launch", "seed", "out", "data", "download", "device", "progress", "log_every", "nb201_table", "cuda_graphs",
               "tensorboard", "epochs")
 NB201 = tuple(zip(NB201_DATASETS, ("CIFAR-10", "CIFAR-100", "ImageNet16-120")))  # the table's keys, shown as
 
@@ -38,13 +39,18 @@ def run_summary(run_dir) -> dict:
     path = run_dir / "config.json"
     if not path.is_file():
         raise DartsNasError(f"{run_dir}: no config.json (not a run directory)")
-    config = json.loads(path.read_text())
-    if "order" not in config:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DartsNasError(f"{path}: cannot read it as JSON ({e})") from None
+    if not isinstance(config, dict) or "order" not in config:
         raise DartsNasError(f"{run_dir}: not a `darts-nas search` run (compare reads search runs)")
     history = read_history(run_dir)
     last = history[-1]
     split = Path(config["split_file"]).name if config.get("split_file") else f"train_portion {config['train_portion']}"
+    launch = config.pop(distributed.LAUNCH_KEY, None)
     out = {"run": str(run_dir), "method": method_label(config), "seed": config.get("seed"),
+           "launch": distributed.launch_text(launch if isinstance(launch, dict) else None),
            "searched": f"{config.get('dataset')} ({split}" + (f", limit {config['limit']}" if config.get("limit") else "")
            + ")", "epochs": last["epoch"], "genotype": last.get("genotype"),
            "param_free_ops": last.get("param_free_ops"), "search_seconds": sum(r.get("seconds", 0) for r in history),
@@ -118,7 +124,7 @@ def format_comparison(result: dict) -> str:
     lines.append("")
     for r in result["runs"]:
         nb = ", ".join(f"{name} {r[f'nb201_{k}']:.2f}" for k, name in NB201 if f"nb201_{k}" in r)
-        lines.append(f"{r['run']}  [{r['method']}, seed {r['seed']}, {r['epochs']} epochs]  "
+        lines.append(f"{r['run']}  [{r['method']}, seed {r['seed']}, {r['epochs']} epochs, {r['launch']}]  "
                      f"{r['param_free_ops']} parameter-free ops{'; ' + nb if nb else ''}")
         lines.append(f"    {r['genotype']}")
     return "\n".join(lines)

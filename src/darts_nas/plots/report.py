@@ -10,9 +10,10 @@ import json
 import time
 from pathlib import Path
 
+from .. import distributed
 from ..errors import DartsNasError
 from .curves import read_history
-from .run import run_figures, run_genotype
+from .run import is_run_dir, run_figures, run_genotype
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
@@ -61,6 +62,20 @@ def final_figures(history: list[dict], run_dir: Path) -> dict:
     return out
 
 
+def read_run_config(run_dir: Path) -> dict:
+    """A run's config.json ({} where it has none), or one clear error for a file that is not a JSON object."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DartsNasError(f"{path}: cannot read it as JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise DartsNasError(f"{path}: not a run's settings (expected a JSON object)")
+    return config
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -69,12 +84,15 @@ def _fmt(v) -> str:
 
 def run_section(run_dir: Path) -> str:
     history = read_history(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
-    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
+    config = read_run_config(run_dir)
+    launch = config.pop(distributed.LAUNCH_KEY, None)
     genotype = run_genotype(run_dir, history)
     figures = run_figures(run_dir)
     anchor = html.escape(run_dir.name)
     parts = [f'<h2 id="{anchor}">{html.escape(str(run_dir))}</h2>']
     final = final_figures(history, run_dir)
+    if isinstance(launch, dict):
+        final["launched on"] = distributed.launch_text(launch)
     if final:
         parts.append("<h3>Final figures</h3><table class=\"figures\"><tr>" +
                      "".join(f"<th>{html.escape(k)}</th>" for k in final) + "</tr><tr>" +
@@ -98,6 +116,9 @@ def write_report(run_dirs, out=None) -> Path:
     for d in dirs:
         if not d.is_dir():
             raise DartsNasError(f"{d}: no such run directory")
+        if not is_run_dir(d):
+            raise DartsNasError(f"{d}: not a run directory (no metrics.jsonl or genotype.json)")
+        read_run_config(d)
     out = Path(out) if out else (dirs[0] / "report.html" if len(dirs) == 1 else Path("report.html"))
     sections = [run_section(d) for d in dirs]
     nav = "<nav>" + "".join(f'<a href="#{html.escape(d.name)}">{html.escape(d.name)}</a>' for d in dirs) + "</nav>" \

@@ -168,6 +168,25 @@ def genotype_label(spec: str) -> str:
     return spec if len(spec) <= 60 and "(" not in spec else "given"
 
 
+def record_launch(run_dir: Path, config, epoch: int, previous: dict | None, echo) -> None:
+    """Add to config.json how this invocation runs (world size, per-rank and global batch; `previous`: what it
+    recorded before a resume) and, on a resume with another world size, say so in one line. Rank 0 only."""
+    from ..fileio import atomic_write_json
+
+    path = Path(run_dir) / "config.json"
+    if not distributed.is_main() or not path.is_file():
+        return
+    now = distributed.launch_record(getattr(config, "batch_size", None), epoch)
+    if previous and previous["world_size"] != now["world_size"]:
+        echo(f"resuming on {distributed.launch_text(now)} after epoch {epoch}; the epochs before ran on "
+             f"{distributed.launch_text(previous)} (the same global batch; BatchNorm's per-rank batches differ)")
+    launches = [dict(e) for e in (previous or {}).get("launches", []) if isinstance(e, dict) and
+                isinstance(e.get("epoch"), int) and e["epoch"] < epoch] + [now]
+    recorded = json.loads(path.read_text())
+    recorded[distributed.LAUNCH_KEY] = {**{k: v for k, v in now.items() if k != "epoch"}, "launches": launches}
+    atomic_write_json(path, recorded)
+
+
 def write_training_start(run_dir: Path, config, network: dict, genotype) -> None:
     """The files a training run writes before its first epoch: config.json, network.json and the genotype."""
     from ..fileio import atomic_write_json

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import distributed
-from .common import check_finite, last_checkpoint_text
+from .common import check_finite, last_checkpoint_text, record_launch
 
 
 class EpochRun:
@@ -66,7 +66,9 @@ class EpochRun:
             from ..plots.tensorboard import TensorBoardLog  # one line, before any epoch, if it is not installed
 
             self._tensorboard = TensorBoardLog(Path(self.run_dir) / "tensorboard")
+        previous = distributed.read_launch(self.run_dir) if self.epoch else None  # before begin() rewrites it
         self.begin()
+        record_launch(Path(self.run_dir), self.config, self.epoch, previous, self.echo)
         done_now = 0
         while self.epoch < self.config.epochs and not self.stopped:
             if stop_after is not None and done_now >= stop_after:

@@ -67,6 +67,12 @@ class SearchModel(nn.Module):
         return []
 
     @classmethod
+    def input_side_multiple(cls, config) -> int:
+        """The input sides this space takes under `config` are the multiples of this number: each reduction that
+        halves a map (and must meet its shortcut at the same size) needs an even one. 1: any side."""
+        return 1
+
+    @classmethod
     def double_backward_problems(cls, config) -> list[str]:
         """Why this space cannot be differentiated twice under `config` (asked when the strategy's hypergradient
         takes exact Hessian-vector products by double backward); empty when it can."""

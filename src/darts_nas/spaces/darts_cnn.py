@@ -116,6 +116,12 @@ class SearchCell(nn.Module):
         return torch.cat(states[-self.multiplier:], dim=1)
 
 
+def reduction_count(layers: int) -> int:
+    """How many of `layers` cells are reductions (at 1/3 and 2/3 depth, one cell when they meet): each halves the
+    map with a FactorizedReduce, which needs an even side."""
+    return len({i for i in (layers // 3, 2 * layers // 3) if 0 <= i < layers})
+
+
 class SearchNetwork(nn.Module):
     """Stem, `layers` cells (reductions at 1/3 and 2/3 depth, channels doubled there), pooling, classifier."""
 
@@ -211,6 +217,10 @@ class DartsCNNSearchModel(SearchModel):
         except DartsNasError as e:
             return [str(e)]
         return []
+
+    @classmethod
+    def input_side_multiple(cls, config) -> int:
+        return 2 ** reduction_count(config.layers)
 
     @classmethod
     def from_config(cls, config, data: SearchData) -> "DartsCNNSearchModel":

@@ -105,6 +105,10 @@ class NB201SearchModel(SearchModel):
     settings_groups = (NB201Settings,)
 
     @classmethod
+    def input_side_multiple(cls, config) -> int:
+        return 4  # two ResidualReductions, whose stride-2 conv and 2x2 pooling agree only on even maps
+
+    @classmethod
     def from_config(cls, config, data: SearchData) -> "NB201SearchModel":
         return cls(C=config.channels, cells_per_stage=config.cells_per_stage, num_classes=data.num_classes,
                    in_channels=data.in_channels, relaxation=config.relaxation, max_w=config.max_w)

@@ -62,6 +62,8 @@ class NB201Table:
                         raise DartsNasError(f"{path}, line {line}: {e}") from None
         except OSError as e:
             raise DartsNasError(f"cannot read the NAS-Bench-201 table {path}: {e.strerror or e}") from None
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise DartsNasError(f"{path}: not a NAS-Bench-201 results table (not CSV text: {e})") from None
         table = _CACHE[key] = cls(rows, str(path))
         return table
 

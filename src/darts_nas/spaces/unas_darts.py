@@ -37,7 +37,7 @@ from ..settings import SettingsGroup, setting
 from ..genotypes import PARAMETER_FREE, Genotype
 from ..ops import unas_op
 from .base import SearchData, SearchModel
-from .darts_cnn import SearchNetwork, num_edges
+from .darts_cnn import SearchNetwork, num_edges, reduction_count
 
 # UNAS' candidate ops (no `none`), in the column order of the ops' alphas.
 UNAS_PRIMITIVES: tuple[str, ...] = ("skip_connect", "sep_conv_3x3", "max_pool_3x3", "dil_conv_3x3", "sep_conv_5x5",
@@ -82,6 +82,10 @@ class UnasDartsSearchModel(SearchModel):
     @classmethod
     def config_problems(cls, config) -> list[str]:
         return ["--pair-penalty cannot be negative"] if config.pair_penalty < 0 else []
+
+    @classmethod
+    def input_side_multiple(cls, config) -> int:
+        return 2 ** reduction_count(config.layers)
 
     @classmethod
     def from_config(cls, config, data: SearchData) -> "UnasDartsSearchModel":
